@@ -1,0 +1,53 @@
+# eseal — every target does its own set-up on a fresh Debian machine.
+# `make demo` runs the whole story; `make test` passes the tests.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := softhsm2 opensc poppler-utils libnss3-tools fonts-noto-cjk fonts-hanazono
+APT_STAMP := $(VENV)/.apt-ok
+VENV_STAMP := $(VENV)/.installed
+export DEBIAN_FRONTEND := noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_PROGRESS_BAR := off
+PYTEST_ARGS ?=
+
+.PHONY: setup test demo bench lint clean
+
+setup: $(APT_STAMP) $(VENV_STAMP)
+
+# Debian packages: installed only when one is missing, never prompting.
+$(APT_STAMP):
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "eseal: installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq --no-install-recommends $$missing </dev/null >/dev/null; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip </dev/null
+	@$(PY) -m pip install -q -e '.[test]' </dev/null
+	@touch $@
+
+test: setup
+	@$(PY) -m ruff check eseal tests bench
+	ESEAL_ENV=test $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+demo: setup
+	ESEAL_ENV=demo $(PY) -m eseal.demo
+
+bench: setup
+	ESEAL_ENV=test $(PY) -m bench
+
+lint: setup
+	$(PY) -m ruff check eseal tests bench
+
+clean:
+	rm -rf var/demo .pytest_cache

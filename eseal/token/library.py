@@ -1,0 +1,205 @@
+"""The PKCS#11 module of this process, and the one lock every PKCS#11 call goes through.
+
+Why a single lock: python-pkcs11 calls ``C_Initialize`` without locking callbacks and releases
+the GIL, so SoftHSM2 crashes (segfault, double free) when two threads call it at once, even
+on different sessions (measured; see DESIGN.md). Every function in ``eseal.token`` takes
+``PKCS11_LOCK`` around its calls; callers never touch python-pkcs11 directly.
+
+Why a generation counter: SoftHSM only sees tokens created by ``softhsm2-util`` after a new
+``C_Initialize``, and re-initialising closes every session of the process. Cached sessions
+remember the generation they were opened in and reopen themselves when it moved on.
+
+Why ctypes for ``C_Login``: python-pkcs11's ``Token.open(user_pin=...)`` leaks the session when
+the login fails (a later SO login then fails with ``SessionReadOnlyExists``), and its
+``Session.close()`` calls ``C_Logout``, which logs out *every* session of the process. We open
+sessions without a PIN and log in ourselves, so a failed login closes its own session and a
+close never logs others out.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pkcs11
+from pkcs11.exceptions import PKCS11Error
+
+from eseal.errors import ConfigError, TokenError
+
+PKCS11_LOCK = threading.RLock()
+
+CKU_SO = 0
+CKU_USER = 1
+CKR_OK = 0x0
+CKR_PIN_INCORRECT = 0xA0
+CKR_PIN_LOCKED = 0xA4
+CKR_PIN_LEN_RANGE = 0xA2
+CKR_USER_ALREADY_LOGGED_IN = 0x100
+CKR_USER_ANOTHER_ALREADY_LOGGED_IN = 0x104
+CKR_SESSION_READ_ONLY_EXISTS = 0xB7
+CKR_USER_PIN_NOT_INITIALIZED = 0x102
+
+
+@dataclass
+class _State:
+    module_path: str | None = None
+    conf_path: str | None = None
+    lib: pkcs11.lib | None = None
+    raw: ctypes.CDLL | None = None
+    generation: int = 0
+    pid: int = 0
+
+
+_state = _State()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits a locked lock and a library initialised by its parent."""
+    global PKCS11_LOCK
+    PKCS11_LOCK = threading.RLock()
+    _state.pid = -1  # forces a fresh C_Initialize on first use in the child
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def lock() -> threading.RLock:
+    """The current process-wide lock (replaced after fork, so always ask for it)."""
+    return PKCS11_LOCK
+
+
+def configure(module_path: str, conf_path: str | os.PathLike[str] | None) -> None:
+    """Point this process at a PKCS#11 module and (for SoftHSM) a configuration file.
+
+    Changing the configuration re-initialises the module, which closes all sessions; cached
+    sessions notice through the generation counter.
+    """
+    conf = os.fspath(conf_path) if conf_path else None
+    with lock():
+        if _state.lib is not None and _state.module_path != module_path:
+            raise ConfigError(
+                "PKCS11_MODULE_CHANGED",
+                f"this process already uses PKCS#11 module {_state.module_path}",
+                f"本进程已加载 PKCS#11 模块 {_state.module_path}",
+                field="pkcs11_module",
+            )
+        if _state.module_path == module_path and _state.conf_path == conf:
+            return
+        _state.module_path = module_path
+        _state.conf_path = conf
+        if conf:
+            os.environ["SOFTHSM2_CONF"] = conf
+        if _state.lib is not None:
+            _reinitialize()
+
+
+def _load() -> pkcs11.lib:
+    if _state.module_path is None:
+        raise ConfigError(
+            "PKCS11_NOT_CONFIGURED",
+            "no PKCS#11 module configured",
+            "未配置 PKCS#11 模块",
+            field="pkcs11_module",
+        )
+    if not os.path.exists(_state.module_path):
+        raise ConfigError(
+            "PKCS11_MODULE_MISSING",
+            f"PKCS#11 module not found: {_state.module_path} (is softhsm2 installed?)",
+            f"找不到 PKCS#11 模块：{_state.module_path}（是否已安装 softhsm2？）",
+            field="pkcs11_module",
+        )
+    if _state.lib is None:
+        _state.lib = pkcs11.lib(_state.module_path)
+        _state.raw = ctypes.CDLL(_state.module_path)
+        _state.raw.C_Login.argtypes = [ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p,
+                                       ctypes.c_ulong]
+        _state.raw.C_Login.restype = ctypes.c_ulong
+        _state.pid = os.getpid()
+        _state.generation += 1
+    elif _state.pid != os.getpid():
+        _reinitialize()
+    return _state.lib
+
+
+def _reinitialize() -> None:
+    assert _state.lib is not None
+    try:
+        _state.lib.finalize()
+    except PKCS11Error:
+        pass  # after fork the child's view of initialisation is unreliable; start over
+    _state.lib.initialize()
+    _state.pid = os.getpid()
+    _state.generation += 1
+
+
+def library() -> pkcs11.lib:
+    """The initialised module (call with the lock held)."""
+    with lock():
+        return _load()
+
+
+def generation() -> int:
+    return _state.generation
+
+
+def refresh() -> None:
+    """Re-initialise so that tokens created by another process become visible."""
+    with lock():
+        if _state.lib is None:
+            _load()
+        else:
+            _reinitialize()
+
+
+def token_labels() -> list[str]:
+    with lock():
+        return sorted(t.label for t in library().get_tokens())
+
+
+def find_token(label: str) -> pkcs11.Token:
+    """The token with this label; the error lists the labels that do exist."""
+    with lock():
+        lib = library()
+        matches = list(lib.get_tokens(token_label=label))
+        if not matches:
+            refresh()
+            matches = list(lib.get_tokens(token_label=label))
+        if not matches:
+            present = token_labels()
+            listing = ", ".join(present) if present else "none"
+            raise TokenError(
+                "TOKEN_NOT_FOUND",
+                f"no token labelled {label!r}; tokens present: {listing}",
+                f"找不到标签为 {label!r} 的 USB-Key；现有：{listing}",
+                field="label",
+                details={"tokens": present},
+            )
+        return matches[0]
+
+
+def raw_login(session: pkcs11.Session, pin: str, user_type: int = CKU_USER) -> int:
+    """``C_Login`` on an open session; returns the raw CK_RV (0 on success)."""
+    assert _state.raw is not None
+    data = pin.encode("utf-8")
+    with lock():
+        return int(_state.raw.C_Login(session.handle, user_type, data, len(data)))
+
+
+@contextmanager
+def open_session(token: pkcs11.Token, *, rw: bool = False) -> Iterator[pkcs11.Session]:
+    """A session that is always closed, without logging other sessions out."""
+    with lock():
+        session = token.open(rw=rw)
+    try:
+        yield session
+    finally:
+        with lock():
+            try:
+                session.close()
+            except PKCS11Error:
+                pass  # already invalidated by a re-initialisation
