@@ -1,14 +1,17 @@
 """Object identifiers eseal defines or relies on, in one place.
 
-eseal's own arc is a UUID-derived OID (ITU-T X.667, ``2.25.<uuid>``): unique without a
-registry, so the project can ship without squatting on someone's enterprise number.
+eseal's own arc sits under IANA private enterprise number 32473, which RFC 5612 reserves for
+documentation and examples. A UUID arc (``2.25.<uuid>``, ITU-T X.667) was tried first, but its
+128-bit arc breaks common decoders (pkilint refuses arcs over 32 bits), so relying parties
+could not parse our policies. A production deployment registers its own enterprise number and
+replaces ``ESEAL_ARC``; the README lists this under known limitations.
 """
 
 from __future__ import annotations
 
 from cryptography.x509.oid import ObjectIdentifier
 
-ESEAL_ARC = "2.25.170701514615516197374907861449475382666"
+ESEAL_ARC = "1.3.6.1.4.1.32473.1"
 
 # Certificate policies, one per profile, so a relying party can tell a seal from a login.
 POLICY_ROOT = ObjectIdentifier(f"{ESEAL_ARC}.1.1")
