@@ -46,7 +46,10 @@ def der_length(n: int) -> bytes:
 
 def der_tlv(tag: int, body: bytes) -> bytes:
     """One TLV with a single-octet tag."""
-    return bytes((tag,)) + der_length(len(body)) + body
+    n = len(body)
+    if n < 0x80:
+        return bytes((tag, n)) + body
+    return bytes((tag,)) + der_length(n) + body
 
 
 def der_integer(value: int) -> bytes:
