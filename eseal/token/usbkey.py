@@ -37,7 +37,6 @@ from eseal.token.keys import (
     delete_objects,
     generate_keypair,
     key_id_for,
-    list_certificates,
     list_keys,
     write_certificate,
 )
@@ -50,6 +49,7 @@ PURPOSES: tuple[Purpose, ...] = ("login", "seal")
 KEY_LABELS: dict[Purpose, str] = {"login": "eseal-login", "seal": "eseal-seal"}
 CA_LABELS = ("eseal-issuing-ca", "eseal-root-ca")  # chain order: issuing first, then root
 LABEL_MAX_BYTES = 32  # CK_TOKEN_INFO.label is 32 bytes, blank padded
+_ORGANIZATION_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")  # ETSI EN 319 412-1
 
 
 # --- labels ----------------------------------------------------------------------------------
@@ -163,6 +163,20 @@ class TokenStatus:
         }
 
 
+def stored_certificates(ts: TokenSession) -> list[StoredCertificate]:
+    """Every certificate object on the token (public: no PIN needed).
+
+    Same as ``keys.list_certificates`` but reads the label as an attribute: python-pkcs11's
+    ``Certificate`` objects have no ``.label`` property.
+    """
+    with lib.lock():
+        objs = list(ts.session().get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}))
+        raw = [(o[Attribute.LABEL], bytes(o[Attribute.ID]), bytes(o[Attribute.VALUE]))
+               for o in objs]
+    return [StoredCertificate(label, id_, x509.load_der_x509_certificate(value))
+            for label, id_, value in raw]
+
+
 def is_ca_certificate(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
@@ -213,7 +227,7 @@ def status(label: str, *, policy: PinPolicy | None = None,
             serial = token.serial.decode("ascii", "replace").strip()
             manufacturer, model = token.manufacturer_id.strip(), token.model.strip()
         keys = list_keys(ts)
-        stored = list_certificates(ts)
+        stored = stored_certificates(ts)
     finally:
         ts.close()
     key_labels = {k.id: k.label for k in keys}
@@ -227,6 +241,22 @@ def status(label: str, *, policy: PinPolicy | None = None,
         keys=[KeySummary(k.label, k.id_hex, _algorithm(k)) for k in keys],
         certificates=[_summary(s, key_labels, namer) for s in own],
         ca_chain=[_summary(s, key_labels, namer) for s in chain])
+
+
+def enterprise_codes(label: str) -> list[str]:
+    """Credit codes named in the holder certificates on a token (``organizationIdentifier``
+    ``NTRCN-<USCC>``): a PIN taken from them is refused. Read without a PIN."""
+    ts = TokenSession(label, None, rw=True)
+    try:
+        stored = stored_certificates(ts)
+    finally:
+        ts.close()
+    codes: set[str] = set()
+    for item in stored:
+        for attr in item.certificate.subject.get_attributes_for_oid(_ORGANIZATION_IDENTIFIER):
+            value = str(attr.value)
+            codes.add(value[len("NTRCN-"):] if value.startswith("NTRCN-") else value)
+    return sorted(codes)
 
 
 # --- PINs ------------------------------------------------------------------------------------
