@@ -204,7 +204,9 @@ def _open_pdf(pdf: bytes) -> tuple[io.BytesIO, IncrementalPdfFileWriter]:
             or b"%PDF-" not in bytes(pdf[:_PDF_HEADER_WINDOW]):
         raise InvalidInput("PDF_NOT_PDF", "the file is not a PDF", "文件不是 PDF",
                            field="pdf")
-    buffer = io.BytesIO(pdf)
+    buffer = io.BytesIO()
+    buffer.write(pdf)
+    buffer.seek(0)
     try:
         writer = IncrementalPdfFileWriter(buffer)
     except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
@@ -501,6 +503,15 @@ def seal_pdf(pdf: bytes, *, key: TokenECPrivateKey | TokenRSAPrivateKey,
         pass
     else:
         raise RuntimeError("seal_pdf cannot run inside an event loop: await async_seal_pdf")
-    return asyncio.run(async_seal_pdf(
-        pdf, key=key, certificate=certificate, chain=chain, options=options,
-        seal_png=seal_png, timestamper=timestamper, validation_context=validation_context))
+    sealed: list[bytes] = []
+
+    async def run() -> None:
+        # The main task must not *return* the bytes: on Python 3.11, asyncio.run restoring
+        # the SIGINT handler formats the task's repr, result included - a full repr() of a
+        # 50 MB PDF, which cost more than the whole seal.
+        sealed.append(await async_seal_pdf(
+            pdf, key=key, certificate=certificate, chain=chain, options=options,
+            seal_png=seal_png, timestamper=timestamper, validation_context=validation_context))
+
+    asyncio.run(run())
+    return sealed[0]

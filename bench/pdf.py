@@ -1,0 +1,207 @@
+"""Sealing time for a ~1 MB and a ~50 MB PDF, as a ratio to SHA-256 over the same bytes
+(``python -m bench.pdf``).
+
+A seal has to hash the whole file once, so SHA-256 of the bytes is the floor; the aim is to
+stay within 3x of it on big files (each seal also copies the file once: the caller's bytes
+are never modified). The seal key is on a SoftHSM token (one real token
+signature per seal); the PKI is software and local, the TSA for B-LT is pyHanko's in-process
+``DummyTimeStamper`` and the CRLs are handed over in memory, so no network time is counted.
+The PDFs carry incompressible image streams, like scanned filings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+AIM = "<= 3x SHA-256 of the file"
+# On small files pyHanko's fixed cost (building the CMS twice: size estimate, then the real
+# one) dwarfs hashing, so their aim is a latency, not a ratio.
+AIM_SMALL = "< 100 ms (fixed cost dominates)"
+PIN = "bench-1234"
+SO_PIN = "bench-so-5678"
+
+
+def make_pdf(total_bytes: int, pages: int) -> bytes:
+    """A PDF of about ``total_bytes``: one random RGB image per page."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
+
+    writer = PdfFileWriter()
+    side = int((total_bytes / pages / 3) ** 0.5)
+    name = generic.pdf_name
+    for _ in range(pages):
+        image = writer.add_object(generic.StreamObject({
+            name("/Type"): name("/XObject"), name("/Subtype"): name("/Image"),
+            name("/Width"): generic.NumberObject(side),
+            name("/Height"): generic.NumberObject(side),
+            name("/ColorSpace"): name("/DeviceRGB"),
+            name("/BitsPerComponent"): generic.NumberObject(8),
+        }, stream_data=os.urandom(side * side * 3)))
+        contents = writer.add_object(generic.StreamObject(
+            stream_data=b"q 500 0 0 700 50 70 cm /Im0 Do Q"))
+        resources = generic.DictionaryObject({name("/XObject"): generic.DictionaryObject(
+            {name("/Im0"): image})})
+        writer.insert_page(PageObject(contents=contents, media_box=(0, 0, 595, 842),
+                                      resources=resources))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _pki(seal_public_key: Any) -> dict[str, Any]:
+    """Root P-384 -> issuing P-256 -> seal certificate and an RSA TSA certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def cert(subject: str, issuer: str, public: Any, signer: Any, ca: bool,
+             eku: list[Any] | None = None) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+            .public_key(public).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                signer.public_key()), critical=False)
+            .add_extension(x509.KeyUsage(
+                digital_signature=not ca, content_commitment=not ca, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                encipher_only=False, decipher_only=False), critical=True)
+        )
+        if eku:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=True)
+        return builder.sign(signer, hashes.SHA256())
+
+    def crl(issuer: str, key: Any) -> x509.CertificateRevocationList:
+        return (x509.CertificateRevocationListBuilder().issuer_name(name(issuer))
+                .last_update(now - dt.timedelta(hours=1))
+                .next_update(now + dt.timedelta(days=1))
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    key.public_key()), critical=False)
+                .sign(key, hashes.SHA256()))
+
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    issuing_key = ec.generate_private_key(ec.SECP256R1())
+    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    root = cert("bench root", "bench root", root_key.public_key(), root_key, True)
+    issuing = cert("bench issuing", "bench root", issuing_key.public_key(), root_key, True)
+    seal = cert("bench seal", "bench issuing", seal_public_key, issuing_key, False)
+    tsa = cert("bench tsa", "bench issuing", tsa_key.public_key(), issuing_key, False,
+               [ExtendedKeyUsageOID.TIME_STAMPING])
+    return {"root": root, "issuing": issuing, "seal": seal, "tsa": tsa, "tsa_key": tsa_key,
+            "crls": [crl("bench root", root_key), crl("bench issuing", issuing_key)]}
+
+
+def _long_term_kwargs(pki: dict[str, Any]) -> dict[str, Any]:
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from cryptography.hazmat.primitives import serialization
+    from pyhanko.sign.timestamps import DummyTimeStamper
+    from pyhanko_certvalidator import ValidationContext
+
+    def asn1(cert: Any) -> asn1_x509.Certificate:
+        return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+    key_der = pki["tsa_key"].private_bytes(serialization.Encoding.DER,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption())
+    return {
+        "timestamper": DummyTimeStamper(tsa_cert=asn1(pki["tsa"]),
+                                        tsa_key=asn1_keys.PrivateKeyInfo.load(key_der)),
+        "validation_context": ValidationContext(
+            trust_roots=[asn1(pki["root"])], other_certs=[asn1(pki["issuing"])],
+            crls=[c.public_bytes(serialization.Encoding.DER) for c in pki["crls"]],
+            allow_fetching=False, revocation_mode="require"),
+    }
+
+
+def _median(fn: Callable[[], object], runs: int) -> float:
+    fn()  # warm: first-touch page faults and lazy imports are not the steady state
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run(quick: bool = False) -> list[dict]:
+    os.environ.setdefault("ESEAL_ENV", "test")
+    import logging
+
+    logging.getLogger("pyhanko").setLevel(logging.ERROR)  # "fetching not allowed" notice
+
+    from eseal.settings import load_settings
+    from eseal.signing.seal_image import SealSpec, render_seal
+    from eseal.signing.sign import SealOptions, seal_pdf
+    from eseal.token import TokenSession, configure, generate_keypair, private_key_for
+    from eseal.token.softhsm import init_token, write_conf
+
+    home = Path(tempfile.mkdtemp(prefix="eseal-bench-pdf-"))
+    conf = write_conf(home / "softhsm2.conf", home / "tokens")
+    configure(load_settings(home).pkcs11_module, conf)
+    init_token(conf, "bench", PIN, SO_PIN)
+    token = TokenSession("bench", PIN, rw=True).open()
+    try:
+        info = generate_keypair(token, "ec-p256", "seal")
+        key = private_key_for(token, info)
+        pki = _pki(info.public_key)
+        png = render_seal(SealSpec("北京堃喆科技有限公司", uscc="91110108551385082Q",
+                                   title="公章"))
+        chain = [pki["issuing"], pki["root"]]
+        cases: list[tuple[str, int, int, str, int]] = (
+            [("1 MB", 1 << 20, 4, "B-B", 5), ("10 MB", 10 << 20, 10, "B-B", 3),
+             ("10 MB", 10 << 20, 10, "B-LT", 3)] if quick else
+            [("1 MB", 1 << 20, 4, "B-B", 9), ("1 MB", 1 << 20, 4, "B-LT", 5),
+             ("50 MB", 50 << 20, 50, "B-B", 7), ("50 MB", 50 << 20, 50, "B-LT", 5)])
+        rows: list[dict] = []
+        pdfs: dict[str, bytes] = {}
+        for label, size, pages, level, runs in cases:
+            pdf = pdfs.setdefault(label, make_pdf(size, pages))
+            extra = _long_term_kwargs(pki) if level == "B-LT" else {}
+
+            def seal(pdf: bytes = pdf, level: str = level,
+                     extra: dict[str, Any] = extra) -> bytes:
+                return seal_pdf(pdf, key=key, certificate=pki["seal"], chain=chain,
+                                options=SealOptions(level=level),  # type: ignore[arg-type]
+                                seal_png=png, **extra)
+
+            def digest(pdf: bytes = pdf) -> bytes:
+                return hashlib.sha256(pdf).digest()
+
+            seal_s = _median(seal, runs)
+            sha_s = _median(digest, runs)
+            rows.append({
+                "name": f"seal {label} PDF ({len(pdf) / 1e6:.1f} MB), {level}",
+                "value": seal_s * 1000, "unit": "ms",
+                "peer_or_limit": f"SHA-256 of the file {sha_s * 1000:.1f} ms",
+                "ratio": seal_s / sha_s, "aim": AIM if size >= 50 << 20 else AIM_SMALL,
+            })
+        return rows
+    finally:
+        token.close()
+
+
+if __name__ == "__main__":
+    for row in run("--quick" in sys.argv):
+        print(f"{row['name']}: {row['value']:.1f} {row['unit']} | {row['peer_or_limit']} | "
+              f"ratio {row['ratio']:.2f} | aim {row['aim']}")
