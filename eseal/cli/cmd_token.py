@@ -9,9 +9,11 @@ using SO PINs) open the home's CA; ``status`` and ``change-pin`` work on any tok
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -68,6 +70,14 @@ def _settings(home: str | None, module: str | None) -> Settings:
 
     configure_tokens(settings)
     return settings
+
+
+def _conf_path(settings: Settings) -> Path:
+    """The SoftHSM configuration in force: ``SOFTHSM2_CONF`` unless the home names one."""
+    env = os.environ.get("SOFTHSM2_CONF")
+    if env and not settings.softhsm_conf:
+        return Path(env)
+    return settings.softhsm_conf_path
 
 
 def _policy(settings: Settings) -> PinPolicy:
@@ -134,7 +144,7 @@ def init_cmd(home: str | None, module: str | None, label: str, pin: str | None,
                               f"{settings.home} 中没有 CA 保管管理员 PIN：请先运行 `eseal init`，"
                               "或使用 --so-pin 自行保管", field="so_pin")
         assert so_pin is not None
-        provision(settings.softhsm_conf_path, label, user_pin, so_pin,
+        provision(_conf_path(settings), label, user_pin, so_pin,
                   policy=_policy(settings))
         click.echo(f"token {label!r} provisioned; its SO PIN is NOT kept (no CA in this home)")
         return
@@ -143,13 +153,13 @@ def init_cmd(home: str | None, module: str | None, label: str, pin: str | None,
     officer_pin = so_pin if so_pin is not None else generate_so_pin()
     with _authority(settings) as auth:
         check_label_free(auth, label)
-        provision(settings.softhsm_conf_path, label, user_pin, officer_pin,
+        provision(_conf_path(settings), label, user_pin, officer_pin,
                   policy=_policy(settings))
         try:
             keep_so_pin(auth, label, officer_pin, actor=actor or cli_actor(),
                         generated=generated)
         except BaseException:
-            delete_token(settings.softhsm_conf_path, label)
+            delete_token(_conf_path(settings), label)
             raise
     how = "generated and kept" if generated else "kept"
     click.echo(f"token {label!r} provisioned; SO PIN {how}, encrypted, by the CA")
