@@ -9,12 +9,16 @@ import datetime as dt
 import io
 import re
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from asn1crypto import keys as asn1_keys
+from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,9 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
-from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+from pyhanko.sign import signers
+from pyhanko.sign.fields import MDPPerm, SigFieldSpec, append_signature_field
 from pyhanko.sign.timestamps import DummyTimeStamper
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -35,7 +41,7 @@ from eseal.ca import oids
 from eseal.errors import Conflict, EsealError, InvalidInput
 from eseal.settings import Settings
 from eseal.signing.seal_image import SealSpec, render_seal
-from eseal.signing.sign import SealOptions, async_seal_pdf, seal_pdf
+from eseal.signing.sign import SealOptions, SealServiceUnavailable, async_seal_pdf, seal_pdf
 from eseal.token import TokenSession, generate_keypair, private_key_for
 from eseal.token import signer as token_signer
 from eseal.token.softhsm import init_token
@@ -43,8 +49,7 @@ from eseal.token.softhsm import init_token
 PIN = "5521-0937"
 SO_PIN = "so-3307-1184"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
-CRL_URL = "http://127.0.0.1:9/crl/issuing.crl"  # never fetched: tests pass CRLs in
-ROOT_CRL_URL = "http://127.0.0.1:9/crl/root.crl"
+DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing answers there
 
 
 # -- a software test PKI shaped like eseal's profiles ----------------------------------------
@@ -85,10 +90,12 @@ class Pki:
     issuing: x509.Certificate
     tsa: x509.Certificate
     tsa_key: rsa.RSAPrivateKey
+    base_url: str = DEAD_URL  # where the CRL distribution points point
     crl_cache: dict[tuple[int, ...], list[x509.CertificateRevocationList]] = field(
         default_factory=dict)
 
-    def issue_seal(self, public_key, name: str, uscc: str) -> x509.Certificate:  # type: ignore[no-untyped-def]
+    def issue_seal(self, public_key, name: str, uscc: str,  # type: ignore[no-untyped-def]
+                   crl_base: str | None = None) -> x509.Certificate:
         return (
             _builder(_name(name, name, uscc), self.issuing.subject, public_key,
                      self.issuing_key)
@@ -102,7 +109,8 @@ class Pki:
                            critical=False)
             .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
                 oids.POLICY_ENTERPRISE_SEAL, None)]), critical=False)
-            .add_extension(_crl_dp(CRL_URL), critical=False)
+            .add_extension(_crl_dp(f"{crl_base or self.base_url}/crl/issuing.crl"),
+                           critical=False)
             .sign(self.issuing_key, hashes.SHA256())
         )
 
@@ -150,7 +158,7 @@ def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def build_pki() -> Pki:
+def build_pki(base_url: str = DEAD_URL) -> Pki:
     """Root P-384 -> issuing P-256 -> (seal certificates, an RSA TSA for DummyTimeStamper)."""
     root_key = ec.generate_private_key(ec.SECP384R1())
     root_name = _name("eseal Test Root CA", "eseal test")
@@ -172,7 +180,7 @@ def build_pki() -> Pki:
             digital_signature=False, content_commitment=False, key_encipherment=False,
             data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
             encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(_crl_dp(ROOT_CRL_URL), critical=False)
+        .add_extension(_crl_dp(f"{base_url}/crl/root.crl"), critical=False)
         .sign(root_key, hashes.SHA384())
     )
     tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -186,15 +194,61 @@ def build_pki() -> Pki:
             crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
                        critical=True)
-        .add_extension(_crl_dp(CRL_URL), critical=False)
+        .add_extension(_crl_dp(f"{base_url}/crl/issuing.crl"), critical=False)
         .sign(issuing_key, hashes.SHA256())
     )
-    return Pki(root_key, root, issuing_key, issuing, tsa, tsa_key)
+    return Pki(root_key, root, issuing_key, issuing, tsa, tsa_key, base_url)
+
+
+class _Services(BaseHTTPRequestHandler):
+    """What eseal's service will offer a sealing client: CRLs by GET, RFC 3161 by POST."""
+
+    pki: ClassVar[Pki | None] = None
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        assert self.pki is not None
+        self.requests.append(self.path)
+        root_crl, issuing_crl = self.pki.crls()
+        body = {"/crl/root.crl": root_crl, "/crl/issuing.crl": issuing_crl}.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self._reply(body.public_bytes(serialization.Encoding.DER), "application/pkix-crl")
+
+    def do_POST(self) -> None:
+        assert self.pki is not None
+        self.requests.append(self.path)
+        request = tsp.TimeStampReq.load(self.rfile.read(int(self.headers["Content-Length"])))
+        reply = self.pki.timestamper().request_tsa_response(request)
+        self._reply(reply.dump(), "application/timestamp-reply")
+
+    def _reply(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
-def pki() -> Pki:
-    return build_pki()
+def services() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Services)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def pki(services: ThreadingHTTPServer) -> Pki:
+    built = build_pki(f"http://127.0.0.1:{services.server_address[1]}")
+    _Services.pki = built
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -544,3 +598,53 @@ def test_a_refused_seal_raises_an_eseal_error_not_a_library_error(
         seal_pdf(make_pdf(), key=party_a.key, certificate=stranger, chain=party_a.chain,
                  options=SealOptions(level="B-B"), seal_png=party_a.png)
     assert exc.value.code == "SEAL_KEY_MISMATCH"
+
+
+def test_production_b_lt_fetches_crls_and_the_timestamp_over_http(
+        party_a: Enterprise, pki: Pki, services: ThreadingHTTPServer,
+        token_signatures: list[bytes]) -> None:
+    _Services.requests.clear()
+    sealed = seal_pdf(make_pdf(), key=party_a.key, certificate=party_a.cert,
+                      chain=party_a.chain, options=SealOptions(level="B-LT"),
+                      seal_png=party_a.png, timestamper=f"{pki.base_url}/tsa")
+    assert len(token_signatures) == 1
+    assert {"/tsa", "/crl/issuing.crl", "/crl/root.crl"} <= set(_Services.requests)
+    reader = PdfFileReader(io.BytesIO(sealed))
+    embedded = {bytes(ref.get_object().data) for ref in reader.root["/DSS"]["/CRLs"]}
+    assert {c.public_bytes(serialization.Encoding.DER) for c in pki.crls()} <= embedded
+    assert reader.xrefs.total_revisions == 2
+    (status,) = _statuses(sealed, pki)
+    assert status.bottom_line and status.timestamp_validity is not None
+
+
+def test_unreachable_revocation_service_refuses_b_lt_before_the_token_signs(
+        token: TokenSession, pki: Pki, token_signatures: list[bytes]) -> None:
+    party = _enterprise(token, pki, "北京堃喆科技有限公司", "91110108551385082Q")
+    orphan = pki.issue_seal(party.key.public_key(), party.name, "91110108551385082Q",
+                            crl_base=DEAD_URL)
+    with pytest.raises(SealServiceUnavailable) as exc:
+        seal_pdf(make_pdf(), key=party.key, certificate=orphan, chain=party.chain,
+                 options=SealOptions(level="B-LT"), seal_png=party.png,
+                 timestamper=f"{pki.base_url}/tsa")
+    assert exc.value.code == "REVOCATION_UNAVAILABLE"
+    assert token_signatures == []
+
+
+def test_document_certified_against_any_change_is_not_sealed(
+        party_b: Enterprise, pki: Pki) -> None:
+    software_key = ec.generate_private_key(ec.SECP256R1())
+    author = pki.issue_seal(software_key.public_key(), "作者有限公司", "91110000802100433B")
+    key_info = asn1_keys.PrivateKeyInfo.load(software_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    signer = signers.SimpleSigner(
+        signing_cert=_asn1(author), signing_key=key_info,
+        cert_registry=SimpleCertificateStore.from_certs([_asn1(pki.issuing)]))
+    locked = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(make_pdf(empty_field="PartyB"))),
+        signers.PdfSignatureMetadata(field_name="Author", certify=True,
+                                     docmdp_permissions=MDPPerm.NO_CHANGES),
+        signer=signer).getvalue()
+    with pytest.raises(Conflict) as exc:
+        _seal(party_b, locked, pki, field_name="PartyB", level="B-B")
+    assert exc.value.code == "PDF_LOCKED"
