@@ -105,7 +105,15 @@ def validate_spec(spec: SealSpec) -> None:
 
 
 def render_seal(spec: SealSpec) -> bytes:
-    """The seal as PNG bytes: RGBA, transparent outside the red marks, ``size_px`` square."""
+    """The seal as PNG bytes: RGBA, transparent outside the red marks, ``size_px`` square.
+
+    Drawing takes 0.1-0.5 s, and an enterprise seals many documents with the same seal, so
+    recent results are kept (specs are frozen and the bytes immutable)."""
+    return _render(spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _render(spec: SealSpec) -> bytes:
     validate_spec(spec)
     mask = seal_mask(spec)
     image = Image.new("RGBA", mask.size, (*SEAL_RED, 0))
