@@ -10,6 +10,7 @@ accept as they are. A ``UsbKey`` may be shared by threads; its keys never leave 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from cryptography import x509
@@ -50,6 +51,7 @@ class UsbKey:
         self._ts = session
         self._keys: dict[Purpose, TokenPrivateKey] = {}
         self._infos: dict[Purpose, KeyInfo] | None = None
+        self._pid = os.getpid()
 
     @classmethod
     def open(cls, label: str, pin: str, *, policy: PinPolicy | None = None) -> UsbKey:
@@ -60,12 +62,13 @@ class UsbKey:
     def label(self) -> str:
         return self._ts.label
 
-    @staticmethod
-    def _after_fork() -> None:
+    def _after_fork(self) -> None:
         """In a forked child, re-initialise the module before touching a session: the
         inherited sessions are dead, and re-initialising moves the generation on so that
         ours reopens (and logs in again) instead of failing with "not initialized"."""
-        lib.library()
+        if os.getpid() != self._pid:
+            lib.library()
+            self._pid = os.getpid()
 
     @property
     def session(self) -> TokenSession:
