@@ -24,7 +24,7 @@ from eseal.ca.enrollment import enroll_on_token, refresh_token
 from eseal.ca.so_pins import KEK_LABEL, decrypt_so_pin, keep_so_pin, kept_so_pin
 from eseal.errors import Conflict, EsealError, InvalidInput, NotFound, TokenError
 from eseal.store.models import AuditEvent, Certificate, TokenRecord
-from eseal.token import TokenSession, find_private_key, lock
+from eseal.token import TokenSession, delete_objects, find_private_key, lock
 from eseal.token.client import UsbKey, sign_with, verify_signature
 from eseal.token.pin import generate_so_pin
 from eseal.token.secret_keys import find_secret_key
@@ -380,7 +380,23 @@ def test_a_failure_half_way_leaves_no_orphan_key_or_certificate(authority: Autho
                     holder="张三", actor=ACTOR)
 
 
-def test_refresh_installs_nothing_when_the_token_is_current(enrolled: Authority) -> None:
+def test_refresh_installs_the_cas_current_certificate_and_is_then_a_no_op(
+        enrolled: Authority) -> None:
+    assert refresh_token(enrolled, label=LABEL, actor=ACTOR) == []
+    with UsbKey.open(LABEL, PIN) as usbkey:
+        login_id = usbkey.login_key().key_id
+        serial = format(usbkey.certificate("login").serial_number, "x")
+    public = TokenSession(LABEL, None, rw=True)
+    assert delete_objects(public, id=login_id, object_class=ObjectClass.CERTIFICATE) == 1
+    public.close()
+    assert refresh_token(enrolled, label=LABEL, actor=ACTOR) == [
+        {"profile": "login", "serial": serial}]
+    with UsbKey.open(LABEL, PIN) as usbkey:
+        assert format(usbkey.certificate("login").serial_number, "x") == serial
+    with enrolled.db.read() as s:
+        refreshes = s.execute(select(AuditEvent.outcome).where(
+            AuditEvent.action == "token.refresh", AuditEvent.target == LABEL)).all()
+    assert refreshes == [("ok",)]
     assert refresh_token(enrolled, label=LABEL, actor=ACTOR) == []
     with pytest.raises(TokenError) as exc:
         refresh_token(enrolled, label="nobody", actor=ACTOR)
