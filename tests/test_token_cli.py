@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +146,35 @@ def test_token_commands_follow_softhsm2_conf_and_module_overrides(tmp_path: Path
 def test_init_help_says_hardware_keys_are_initialised_by_vendor_tools(tmp_path: Path) -> None:
     help_text = eseal(tmp_path, "token", "init", "--help").stdout
     assert "vendor" in help_text and "--so-pin" in help_text
+
+
+def test_pins_can_be_typed_at_a_terminal_prompt(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    eseal(home, "token", "init", "--label", "solo", "--pin", PIN, "--so-pin", "so-8812-4401")
+    master, slave = pty.openpty()
+    env = dict(os.environ, ESEAL_HOME=str(home), ESEAL_ENV="test")
+    env.pop("SOFTHSM2_CONF", None)
+    # A new session has no controlling terminal, so getpass reads the pty on stdin and
+    # writes its prompts to stderr.
+    proc = subprocess.Popen([sys.executable, "-m", "eseal", "token", "change-pin", "--label",
+                             "solo"], stdin=slave, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    try:
+        for answer in (PIN, NEW_PIN, NEW_PIN):  # current, new, confirmation
+            prompts = seen.count(b": ")
+            deadline = time.monotonic() + 30
+            while seen.count(b": ") == prompts and time.monotonic() < deadline:
+                if select.select([proc.stderr], [], [], 0.5)[0]:
+                    seen += os.read(proc.stderr.fileno(), 4096)  # type: ignore[union-attr]
+            os.write(master, answer.encode() + b"\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, seen + err
+    assert b"current PIN" in seen and b"confirmation" in seen + err
+    assert PIN.encode() not in seen + err + out  # typed PINs are not echoed
+    eseal(home, "token", "change-pin", "--label", "solo", "--pin", NEW_PIN, "--new-pin", PIN)
