@@ -23,6 +23,7 @@ from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko_certvalidator import ValidationContext
 
 from eseal import clock
+from eseal.ca.crl import der_tlv
 from eseal.ca.oids import TSA_POLICY
 from eseal.ca.tsa import (
     SerialBlocks,
@@ -240,6 +241,44 @@ def test_protocol_problems_get_their_rfc_3161_failure_info(pki: Pki) -> None:
     assert done.returncode == 0
     assert "failure codes: unacceptedPolicy" in _verify(
         pki, pki.answer((pki.dir / "pol.tsq").read_bytes()), "pol.tsq").stderr
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha384", "sha512"])
+@pytest.mark.parametrize(("nonce", "policy", "cert_req"), [
+    (None, None, False), (1, None, True), (-(1 << 70), TSA_POLICY.dotted_string, False),
+    ((1 << 511) + 5, "1.2.3.4", True)])
+def test_request_walk_reads_what_asn1crypto_reads(algorithm: str, nonce: int | None,
+                                                 policy: str | None, cert_req: bool) -> None:
+    fields: dict[str, Any] = {"cert_req": cert_req}
+    if nonce is not None:
+        fields["nonce"] = nonce
+    if policy is not None:
+        fields["req_policy"] = policy
+    der = _request(algorithm, hashlib.new(algorithm, DATA).digest(), **fields)
+    theirs = tsp.TimeStampReq.load(der)
+    ours = parse_request(der)
+    assert ours.hash_algorithm == theirs["message_imprint"]["hash_algorithm"]["algorithm"].native
+    assert ours.digest == theirs["message_imprint"]["hashed_message"].native
+    assert ours.message_imprint == theirs["message_imprint"].dump()
+    assert (ours.nonce, ours.policy, ours.cert_req) == (nonce, policy, cert_req)
+
+
+def test_request_walk_takes_absent_hash_parameters_and_refuses_disorder(pki: Pki) -> None:
+    digest = hashlib.sha256(DATA).digest()
+    sha256 = bytes.fromhex("0609608648016503040201")
+    imprint = der_tlv(0x30, der_tlv(0x30, sha256) + der_tlv(0x04, digest))
+    bare = der_tlv(0x30, b"\x02\x01\x01" + imprint)
+    assert parse_request(bare).message_imprint == imprint
+    tst = _token(pki.answer(bare))["encap_content_info"]["content"].parsed
+    assert tst["message_imprint"].dump() == imprint  # echoed byte for byte, no NULL added
+    nonce_then_policy = der_tlv(0x30, b"\x02\x01\x01" + imprint + b"\x02\x01\x07"
+                                + core.ObjectIdentifier(TSA_POLICY.dotted_string).dump())
+    long_form = b"\x30\x81" + bare[1:]  # a length that is not minimal is not DER
+    odd_params = der_tlv(0x30, b"\x02\x01\x01" + der_tlv(0x30, der_tlv(
+        0x30, sha256 + b"\x04\x00") + der_tlv(0x04, digest)))
+    assert _fail_info(pki.answer(nonce_then_policy)) == {"bad_data_format"}
+    assert _fail_info(pki.answer(long_form)) == {"bad_data_format"}
+    assert _fail_info(pki.answer(odd_params)) == {"bad_alg"}
 
 
 def test_signed_attributes_follow_rfc_5816_and_the_signature_verifies(pki: Pki) -> None:

@@ -57,6 +57,53 @@ def der_integer(value: int) -> bytes:
     return der_tlv(0x02, value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True))
 
 
+class DerError(ValueError):
+    """Input that is not DER (callers turn it into their protocol's refusal)."""
+
+
+def der_read(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, start of value, end of value) of the TLV at ``pos``, which must fit in ``end``.
+
+    Strict DER: one-octet tags, definite minimal lengths of at most three octets (the
+    protocols here refuse anything near 16 MiB long before parsing).
+    """
+    if pos + 2 > end:
+        raise DerError("truncated")
+    tag = buf[pos]
+    if tag & 0x1F == 0x1F:
+        raise DerError("multi-octet tag")
+    length = buf[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 3 or pos + n > end or buf[pos] == 0:
+            raise DerError("bad length")
+        length = int.from_bytes(buf[pos:pos + n], "big")
+        if length < 0x80:
+            raise DerError("non-minimal length")
+        pos += n
+    if pos + length > end:
+        raise DerError("truncated")
+    return tag, pos, pos + length
+
+
+def oid_dotted(body: bytes) -> str:
+    """The dotted form of an OBJECT IDENTIFIER's value octets."""
+    if not body or body[-1] & 0x80:
+        raise DerError("bad OID")
+    arcs: list[int] = []
+    value = 0
+    for octet in body:
+        if value == 0 and octet == 0x80:
+            raise DerError("non-minimal OID arc")
+        value = value << 7 | (octet & 0x7F)
+        if not octet & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
 def utc(when: datetime) -> datetime:
     """An aware UTC datetime; a naive one is taken as UTC (as ``eseal.clock`` does)."""
     if when.tzinfo is None:

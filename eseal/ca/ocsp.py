@@ -38,8 +38,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from eseal.ca.crl import (
+    DerError,
     der_generalized_time,
     der_length,
+    der_read,
     der_tlv,
     issuer_name_der,
     public_key_bits,
@@ -133,22 +135,10 @@ def _malformed(why: str) -> OcspProtocolError:
 
 def _tlv(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
     """(tag, start of value, end of value) of the TLV at ``pos``, which must fit in ``end``."""
-    if pos + 2 > end:
-        raise _malformed("truncated")
-    tag = buf[pos]
-    if tag & 0x1F == 0x1F:
-        raise _malformed("multi-octet tag")
-    length = buf[pos + 1]
-    pos += 2
-    if length & 0x80:
-        n = length & 0x7F
-        if n == 0 or n > 3 or pos + n > end:
-            raise _malformed("bad length")
-        length = int.from_bytes(buf[pos:pos + n], "big")
-        pos += n
-    if pos + length > end:
-        raise _malformed("truncated")
-    return tag, pos, pos + length
+    try:
+        return der_read(buf, pos, end)
+    except DerError as exc:
+        raise _malformed(str(exc)) from exc
 
 
 def _expect(buf: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
