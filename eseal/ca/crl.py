@@ -21,6 +21,7 @@ The small DER helpers at the end are shared with ``eseal.ca.ocsp``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -162,15 +163,20 @@ def signature_algorithm_for(
     """(AlgorithmIdentifier DER, sign(data) -> signature) for a CA key.
 
     ECDSA uses the hash that matches the curve (P-256: SHA-256, P-384: SHA-384); RSA uses
-    PKCS#1 v1.5 with SHA-256. Token keys sign through the same ``sign()`` call.
+    PKCS#1 v1.5 with SHA-256. A token key is handed the digest through ``sign_digest``
+    (its generic ``sign()`` costs ~20 µs more, a third of an OCSP nonce answer).
     """
     if isinstance(key, ec.EllipticCurvePrivateKey):
         size = key.curve.key_size
-        if size <= 256:
-            return _ECDSA_SHA256, lambda data: key.sign(data, ec.ECDSA(hashes.SHA256()))
-        if size <= 384:
-            return _ECDSA_SHA384, lambda data: key.sign(data, ec.ECDSA(hashes.SHA384()))
-        return _ECDSA_SHA512, lambda data: key.sign(data, ec.ECDSA(hashes.SHA512()))
+        algorithm, name, hash_algorithm = (
+            (_ECDSA_SHA256, "sha256", hashes.SHA256()) if size <= 256
+            else (_ECDSA_SHA384, "sha384", hashes.SHA384()) if size <= 384
+            else (_ECDSA_SHA512, "sha512", hashes.SHA512()))
+        sign_digest = getattr(key, "sign_digest", None)
+        if sign_digest is not None:
+            return algorithm, lambda data: sign_digest(hashlib.new(name, data).digest())
+        ecdsa = ec.ECDSA(hash_algorithm)
+        return algorithm, lambda data: key.sign(data, ecdsa)
     if isinstance(key, rsa.RSAPrivateKey):
         return _RSA_SHA256, lambda data: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     raise InvalidInput("UNSUPPORTED_KEY", "CA keys must be EC or RSA",

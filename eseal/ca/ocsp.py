@@ -78,10 +78,12 @@ _HASHES: dict[bytes, str] = {
 class OcspProtocolError(InvalidInput):
     """A request the responder cannot answer; ``response_status`` is the OCSP status to send."""
 
-    def __init__(self, response_status: ResponseStatus, message: str, message_zh: str) -> None:
+    def __init__(self, response_status: ResponseStatus, message: str = "",
+                 message_zh: str = "") -> None:
         code = "OCSP_" + "".join("_" + c if c.isupper() else c.upper()
                                  for c in response_status)
-        super().__init__(code, message, message_zh, field="request")
+        super().__init__(code, message or f"OCSP request refused: {response_status}",
+                         message_zh or f"OCSP 请求被拒绝：{response_status}", field="request")
         self.response_status = response_status
 
 
