@@ -1,0 +1,783 @@
+"""Test kit for PDF seals: a throw-away PKI, hand-written PDFs, pyHanko signing, pdfsig.
+
+Why a kit and not fixtures: the verifier's tests, the signer's tests and the API tests all need
+the same things — a PKI that looks like ours (root P-384 → issuing P-256 → seal / login / TSA
+certificates with our policy OIDs), PDFs whose object numbers are known so that an attack can
+replace exactly one object, sealed files made by an engine we did not write (pyHanko), CRLs
+with the reasons our CA uses (keyCompromise with invalidityDate, certificateHold), and the
+independent judge (poppler's ``pdfsig``). Everything is generated at test time in memory;
+nothing here touches a token or the network.
+
+Main entry points::
+
+    pki = make_pki()                                  # once per module: EC keys are fast
+    doc = make_pdf(pages=2)                            # SamplePdf: bytes + object numbers
+    sealed = seal_pdf(doc.data, pki.seal, pki, timestamp=True,
+                      dss_crls=[pki.crl(), pki.root_crl()])
+    tampered = append_update(sealed, {doc.content_ids[0]: stream_object(b"...")})
+    pdfsig_check(path, pki.root.cert)                  # PdfsigResult
+
+The raw writer (``PdfBuilder``, ``append_update``, ``stream_object``) is deliberately
+independent of pyHanko: attack files must be built by something other than the parser that
+judges them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import tempfile
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from eseal.ca.oids import (
+    DOCUMENT_SIGNING,
+    ORGANIZATION_IDENTIFIER,
+    POLICY_ENTERPRISE_LOGIN,
+    POLICY_ENTERPRISE_SEAL,
+    POLICY_ISSUING,
+    POLICY_ROOT,
+    POLICY_TSA,
+)
+
+__all__ = [
+    "USCC_ALPHABET",
+    "CrlServer",
+    "Issued",
+    "PdfBuilder",
+    "PdfsigResult",
+    "SamplePdf",
+    "TestPki",
+    "add_doc_timestamp",
+    "add_dss",
+    "append_update",
+    "asn1_cert",
+    "crl_der",
+    "last_startxref",
+    "make_crl",
+    "make_pdf",
+    "make_pki",
+    "object_offset",
+    "pdfsig_check",
+    "rewrite_pdf",
+    "seal_pdf",
+    "stream_object",
+    "timestamper",
+    "uscc_with_check",
+]
+
+# ---------------------------------------------------------------------------------------------
+# identity helpers
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def uscc_with_check(first17: str) -> str:
+    """Complete a 17-character USCC body with its GB 32100-2015 check character."""
+    total = sum(USCC_ALPHABET.index(ch) * pow(3, i, 31) for i, ch in enumerate(first17))
+    check = 31 - total % 31
+    return first17 + USCC_ALPHABET[0 if check == 31 else check]
+
+
+# ---------------------------------------------------------------------------------------------
+# the test PKI
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate with its software private key."""
+
+    cert: x509.Certificate
+    key: PrivateKey
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass(frozen=True)
+class TestPki:
+    """Root P-384 → issuing P-256 → end-entity certificates shaped like eseal's profiles.
+
+    ``seal`` carries the seal policy, ``login`` the login policy, ``tsa`` is an RSA time-stamping
+    certificate (pyHanko's test TSA signs with RSA only). ``now`` is the moment the PKI was
+    built; certificates are valid from 30 days before it.
+    """
+
+    __test__ = False  # not a pytest class
+
+    root: Issued
+    issuing: Issued
+    seal: Issued
+    login: Issued
+    tsa: Issued
+    now: datetime
+    enterprise_name: str
+    uscc: str
+    crl_url: str
+    root_crl_url: str
+
+    def issue_seal(self, *, name: str | None = None, uscc: str | None = None,
+                   policy: x509.ObjectIdentifier = POLICY_ENTERPRISE_SEAL,
+                   not_before: datetime | None = None,
+                   not_after: datetime | None = None) -> Issued:
+        """Another seal certificate (e.g. one to revoke) from the same issuing CA."""
+        return _issue_enterprise(
+            self.issuing, name or self.enterprise_name, uscc or self.uscc, policy=policy,
+            now=self.now, crl_url=self.crl_url, not_before=not_before, not_after=not_after)
+
+    def crl(self, revoked: Iterable[tuple[x509.Certificate, datetime, x509.ReasonFlags | None,
+                                          datetime | None]] = (),
+            *, this_update: datetime | None = None,
+            next_update: datetime | None = None, number: int = 1) -> x509.CertificateRevocationList:
+        """A CRL from the issuing CA. ``revoked`` holds (cert, revocation date, reason,
+        invalidity date); defaults: thisUpdate = now - 1 h, nextUpdate = thisUpdate + 7 days."""
+        return make_crl(self.issuing, revoked, this_update=this_update or self.now - _HOUR,
+                        next_update=next_update, number=number)
+
+    def root_crl(self, *, this_update: datetime | None = None) -> x509.CertificateRevocationList:
+        """An empty CRL from the root, covering the issuing CA certificate."""
+        return make_crl(self.root, (), this_update=this_update or self.now - _HOUR)
+
+
+_HOUR = timedelta(hours=1)
+
+
+def _name(cn: str, org: str | None = None, uscc: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "CN")]
+    if org is not None:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    if uscc is not None:
+        attrs.append(x509.NameAttribute(ORGANIZATION_IDENTIFIER, f"NTRCN-{uscc}"))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _policies(oid: x509.ObjectIdentifier) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies([x509.PolicyInformation(oid, None)])
+
+
+def _sign_alg(key: PrivateKey) -> hashes.HashAlgorithm:
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP384R1):
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def _ca_cert(subject: x509.Name, key: PrivateKey, issuer: Issued | None, *, now: datetime,
+             policy: x509.ObjectIdentifier, path_length: int | None,
+             crl_url: str | None) -> Issued:
+    signer_key = issuer.key if issuer else key
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=3650))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(_policies(policy), critical=False)
+    )
+    if issuer:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False)
+    if crl_url:
+        builder = builder.add_extension(_crl_dp(crl_url), critical=False)
+    return Issued(builder.sign(signer_key, _sign_alg(signer_key)), key)
+
+
+def _crl_dp(url: str) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints([x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None,
+        crl_issuer=None)])
+
+
+def _leaf_builder(issuer: Issued, subject: x509.Name, key: PrivateKey, *, now: datetime,
+                  crl_url: str, not_before: datetime | None = None,
+                  not_after: datetime | None = None) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - timedelta(days=30))
+        .not_valid_after(not_after or now + timedelta(days=335))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            issuer.key.public_key()), critical=False)
+        .add_extension(_crl_dp(crl_url), critical=False)
+    )
+
+
+def _issue_enterprise(issuer: Issued, name: str, uscc: str, *, policy: x509.ObjectIdentifier,
+                      now: datetime, crl_url: str, not_before: datetime | None = None,
+                      not_after: datetime | None = None) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    login = policy == POLICY_ENTERPRISE_LOGIN
+    builder = _leaf_builder(issuer, _name(name, name, uscc), key, now=now, crl_url=crl_url,
+                            not_before=not_before, not_after=not_after)
+    builder = builder.add_extension(x509.KeyUsage(
+        digital_signature=True, content_commitment=not login, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False), critical=True)
+    ekus = ([ExtendedKeyUsageOID.CLIENT_AUTH] if login
+            else [DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+    builder = builder.add_extension(_policies(policy), critical=False)
+    return Issued(builder.sign(issuer.key, hashes.SHA256()), key)
+
+
+def make_pki(*, now: datetime | None = None, enterprise_name: str = "测试𠮷科技有限公司",
+             uscc: str | None = None, crl_base_url: str = "http://127.0.0.1:9/eseal",
+             ca_name: str = "eseal Test") -> TestPki:
+    """Build the whole test PKI (about 0.1 s: one RSA key for the TSA, EC for the rest).
+
+    Certificates point their CRL distribution points at ``crl_base_url`` + ``/issuing.crl``
+    (end entities) and ``/root.crl`` (the issuing CA); the default port 9 refuses connections,
+    so nothing is fetched unless a :class:`CrlServer` serves them. ``ca_name`` prefixes the CA
+    and TSA names (a second PKI with the same prefix impersonates the first one's names).
+    """
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    uscc = uscc or uscc_with_check("91350100M00010001")
+    crl_url, root_crl_url = f"{crl_base_url}/issuing.crl", f"{crl_base_url}/root.crl"
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root = _ca_cert(_name(f"{ca_name} Root CA", "eseal test"), root_key, None, now=now,
+                    policy=POLICY_ROOT, path_length=1, crl_url=None)
+    issuing_key = ec.generate_private_key(ec.SECP256R1())
+    issuing = _ca_cert(_name(f"{ca_name} Issuing CA", "eseal test"), issuing_key, root,
+                       now=now, policy=POLICY_ISSUING, path_length=0, crl_url=root_crl_url)
+    seal = _issue_enterprise(issuing, enterprise_name, uscc, policy=POLICY_ENTERPRISE_SEAL,
+                             now=now, crl_url=crl_url)
+    login = _issue_enterprise(issuing, enterprise_name, uscc, policy=POLICY_ENTERPRISE_LOGIN,
+                              now=now, crl_url=crl_url)
+    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tsa_cert = (
+        _leaf_builder(issuing, _name(f"{ca_name} TSA", "eseal test"), tsa_key, now=now,
+                      crl_url=crl_url, not_after=now + timedelta(days=3000))
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=True, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]),
+                       critical=True)
+        .add_extension(_policies(POLICY_TSA), critical=False)
+        .sign(issuing_key, hashes.SHA256())
+    )
+    return TestPki(root=root, issuing=issuing, seal=seal, login=login,
+                   tsa=Issued(tsa_cert, tsa_key), now=now, enterprise_name=enterprise_name,
+                   uscc=uscc, crl_url=crl_url, root_crl_url=root_crl_url)
+
+
+def make_crl(issuer: Issued, revoked: Iterable[tuple[x509.Certificate, datetime,
+                                                     x509.ReasonFlags | None, datetime | None]],
+             *, this_update: datetime, next_update: datetime | None = None,
+             number: int = 1) -> x509.CertificateRevocationList:
+    """A CRL signed by ``issuer`` listing (cert, revocation date, reason, invalidity date)."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(this_update)
+        .next_update(next_update or this_update + timedelta(days=7))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            issuer.key.public_key()), critical=False)
+    )
+    for cert, when, reason, invalidity in revoked:
+        entry = (x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+                 .revocation_date(when))
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        if invalidity is not None:
+            entry = entry.add_extension(x509.InvalidityDate(invalidity), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    return builder.sign(issuer.key, _sign_alg(issuer.key))
+
+
+def crl_der(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+def asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
+    """The asn1crypto view pyHanko wants."""
+    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def _asn1_key(key: PrivateKey) -> asn1_keys.PrivateKeyInfo:
+    return asn1_keys.PrivateKeyInfo.load(key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+
+# ---------------------------------------------------------------------------------------------
+# a raw PDF writer (independent of pyHanko on purpose)
+
+
+def stream_object(data: bytes, extra: str = "", *, compress: bool = False) -> bytes:
+    """The body of a stream object (``<< /Length n ... >> stream ... endstream``)."""
+    if compress:
+        data = zlib.compress(data)
+        extra = f"{extra} /Filter /FlateDecode"
+    return (f"<< /Length {len(data)}{' ' if extra else ''}{extra.strip()} >>\nstream\n".encode()
+            + data + b"\nendstream")
+
+
+class PdfBuilder:
+    """Collect numbered object bodies and write a classic-xref PDF 1.7 file."""
+
+    def __init__(self) -> None:
+        self.objects: dict[int, bytes] = {}
+
+    def reserve(self) -> int:
+        num = len(self.objects) + 1
+        self.objects[num] = b"null"
+        return num
+
+    def add(self, body: bytes | str) -> int:
+        num = self.reserve()
+        self.set(num, body)
+        return num
+
+    def set(self, num: int, body: bytes | str) -> None:
+        self.objects[num] = body.encode("latin-1") if isinstance(body, str) else body
+
+    def build(self, root: int, info: int | None = None) -> bytes:
+        out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+        offsets: dict[int, int] = {}
+        for num in sorted(self.objects):
+            offsets[num] = len(out)
+            out += f"{num} 0 obj\n".encode() + self.objects[num] + b"\nendobj\n"
+        size = max(self.objects) + 1
+        xref_at = len(out)
+        out += f"xref\n0 {size}\n".encode() + b"0000000000 65535 f\r\n"
+        for num in range(1, size):
+            if num in offsets:
+                out += f"{offsets[num]:010d} 00000 n\r\n".encode()
+            else:
+                out += b"0000000000 00000 f\r\n"
+        trailer = f"<< /Size {size} /Root {root} 0 R"
+        if info is not None:
+            trailer += f" /Info {info} 0 R"
+        trailer += " /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>] >>"
+        out += f"trailer\n{trailer}\nstartxref\n{xref_at}\n%%EOF\n".encode()
+        return bytes(out)
+
+
+@dataclass(frozen=True)
+class SamplePdf:
+    """A generated PDF and the object numbers an attack may want to touch.
+
+    ``hidden_overlay_id``: a form XObject painting "PAY 1,000,000" that is referenced from the
+    first page's resources but never drawn (the shadow "hide" payload).
+    ``unused_content_id`` / ``unused_font_id``: objects present in the file but reachable from
+    nothing (the shadow "hide-and-replace" payload). ``image_id``: a binary (Flate) image.
+    """
+
+    data: bytes
+    catalog_id: int
+    pages_id: int
+    page_ids: list[int]
+    content_ids: list[int]
+    font_id: int
+    image_id: int
+    hidden_overlay_id: int
+    unused_content_id: int
+    unused_font_id: int
+    info_id: int
+
+
+def _page_text(i: int, text: str) -> bytes:
+    return (f"BT /F1 18 Tf 72 720 Td ({text} - page {i + 1}) Tj ET\n"
+            "q 100 0 0 100 72 500 cm /Im1 Do Q\n").encode("latin-1")
+
+
+def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 CNY",
+             compress: bool = True, kids_per_node: int = 500) -> SamplePdf:
+    """A small, valid PDF with ``pages`` pages (a balanced page tree beyond ``kids_per_node``).
+
+    Every page shares one font and one 16×16 binary image; each page has its own content
+    stream (Flate-compressed when ``compress``), except that above 1,000 pages all pages share
+    one content stream so that a 50,000-page file stays a few MB.
+    """
+    b = PdfBuilder()
+    catalog = b.reserve()
+    pages_root = b.reserve()
+    info = b.add("<< /Producer (eseal tests/pdfkit) /Title (Sample filing) >>")
+    font = b.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    pixels = bytes((x * 16 + y) % 256 for x in range(16) for y in range(16)) * 3
+    image = b.add(stream_object(
+        pixels, "/Type /XObject /Subtype /Image /Width 16 /Height 16 /ColorSpace /DeviceRGB "
+        "/BitsPerComponent 8", compress=True))
+    overlay = b.add(stream_object(
+        b"q 1 1 1 rg 0 0 612 792 re f Q BT /F1 36 Tf 72 600 Td (PAY 1,000,000 CNY) Tj ET",
+        "/Type /XObject /Subtype /Form /BBox [0 0 612 792] "
+        f"/Resources << /Font << /F1 {font} 0 R >> >>"))
+    unused_content = b.add(stream_object(
+        b"BT /F1 18 Tf 72 720 Td (Annual report 2025: revenue 9,999,999 CNY) Tj ET",
+        compress=compress))
+    unused_font = b.add("<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>")
+    shared = pages > 1000
+    shared_content = b.add(stream_object(_page_text(0, text), compress=compress)) if shared \
+        else None
+    page_ids: list[int] = []
+    content_ids: list[int] = []
+    for i in range(pages):
+        page = b.reserve()
+        if shared_content is None:
+            content = b.add(stream_object(_page_text(i, text), compress=compress))
+        else:
+            content = shared_content
+        page_ids.append(page)
+        content_ids.append(content)
+    # balanced tree: every node holds up to kids_per_node kids
+    level: list[tuple[int, int]] = [(p, 1) for p in page_ids]  # (object, page count)
+    parent_of: dict[int, int] = {}
+    nodes: dict[int, tuple[list[int], int]] = {}
+    while len(level) > kids_per_node:
+        next_level: list[tuple[int, int]] = []
+        for start in range(0, len(level), kids_per_node):
+            chunk = level[start:start + kids_per_node]
+            node = b.reserve()
+            for kid, _ in chunk:
+                parent_of[kid] = node
+            count = sum(c for _, c in chunk)
+            nodes[node] = ([k for k, _ in chunk], count)
+            next_level.append((node, count))
+        level = next_level
+    for kid, _ in level:
+        parent_of[kid] = pages_root
+    for node, (kids_of, count) in nodes.items():
+        kids = " ".join(f"{k} 0 R" for k in kids_of)
+        b.set(node, f"<< /Type /Pages /Kids [{kids}] /Count {count} "
+                    f"/Parent {parent_of[node]} 0 R >>")
+    kids = " ".join(f"{k} 0 R" for k, _ in level)
+    b.set(pages_root, f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>")
+    for i, page in enumerate(page_ids):
+        extra = f" /XObject << /Im1 {image} 0 R /Ov1 {overlay} 0 R >>" if i == 0 else \
+            f" /XObject << /Im1 {image} 0 R >>"
+        b.set(page, (f"<< /Type /Page /Parent {parent_of[page]} 0 R /MediaBox [0 0 612 792] "
+                     f"/Resources << /Font << /F1 {font} 0 R >>{extra} >> "
+                     f"/Contents {content_ids[i]} 0 R >>"))
+    b.set(catalog, f"<< /Type /Catalog /Pages {pages_root} 0 R >>")
+    return SamplePdf(data=b.build(catalog, info), catalog_id=catalog, pages_id=pages_root,
+                     page_ids=page_ids, content_ids=content_ids, font_id=font, image_id=image,
+                     hidden_overlay_id=overlay, unused_content_id=unused_content,
+                     unused_font_id=unused_font, info_id=info)
+
+
+_STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*$")
+_TRAILER = re.compile(rb"trailer\s*<<(.*?)>>\s*startxref", re.S)
+
+
+def last_startxref(data: bytes) -> int:
+    m = _STARTXREF.search(data[-1024:])
+    if not m:
+        raise ValueError("no startxref/%%EOF at the end of the data")
+    return int(m.group(1))
+
+
+def _trailer_entries(data: bytes) -> dict[str, str]:
+    """/Root, /Info, /Size of the last revision (classic trailer or xref stream dict)."""
+    xref_at = last_startxref(data)
+    tail = data[xref_at:]
+    if tail.startswith(b"xref"):
+        m = _TRAILER.search(tail)
+        if not m:
+            raise ValueError("no trailer after the last xref table")
+        body = m.group(1)
+    else:  # an xref stream object: take its dictionary
+        body = tail[:tail.index(b"stream")]
+    out: dict[str, str] = {}
+    for key in ("Root", "Info"):
+        km = re.search(rb"/" + key.encode() + rb"\s+(\d+\s+\d+\s+R)", body)
+        if km:
+            out[key] = km.group(1).decode()
+    sm = re.search(rb"/Size\s+(\d+)", body)
+    if not sm:
+        raise ValueError("trailer without /Size")
+    out["Size"] = sm.group(1).decode()
+    return out
+
+
+def append_update(data: bytes, objects: Mapping[int, bytes | str], *,
+                  root: str | None = None, pointers: Mapping[int, int] | None = None,
+                  eol: bytes = b"\n") -> bytes:
+    """Append a classic incremental update (objects + xref table + trailer with /Prev).
+
+    ``objects`` maps object numbers to new bodies written in the update; ``pointers`` maps
+    object numbers to *existing* byte offsets (an xref-only redirection: no new bytes for the
+    object, just a new xref entry). ``root`` overrides the trailer's /Root ("12 0 R").
+    """
+    entries = _trailer_entries(data)
+    prev = last_startxref(data)
+    out = bytearray(data)
+    if not out.endswith((b"\n", b"\r")):
+        out += eol
+    offsets: dict[int, int] = dict(pointers or {})
+    for num, body in sorted(objects.items()):
+        offsets[num] = len(out)
+        raw = body.encode("latin-1") if isinstance(body, str) else body
+        out += f"{num} 0 obj\n".encode() + raw + b"\nendobj\n"
+    size = max(int(entries["Size"]), max(offsets, default=0) + 1)
+    xref_at = len(out)
+    out += b"xref\n"
+    for num in sorted(offsets):
+        out += f"{num} 1\n{offsets[num]:010d} 00000 n\r\n".encode()
+    trailer = f"<< /Size {size} /Root {root or entries['Root']}"
+    if "Info" in entries:
+        trailer += f" /Info {entries['Info']}"
+    trailer += f" /Prev {prev} >>"
+    out += f"trailer\n{trailer}\nstartxref\n{xref_at}\n%%EOF".encode() + eol
+    return bytes(out)
+
+
+def object_offset(data: bytes, num: int) -> int:
+    """Offset of the last ``num 0 obj`` header in ``data`` (tests use it to aim edits)."""
+    hits = [m.start() for m in re.finditer(rb"(?<![0-9])" + str(num).encode() + rb" 0 obj", data)]
+    if not hits:
+        raise ValueError(f"object {num} not found")
+    return hits[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# signing with pyHanko (the reference engine; our own signer is tested elsewhere)
+
+
+def timestamper(pki: TestPki, at: datetime | None = None):  # -> DummyTimeStamper
+    """pyHanko's in-process test TSA with our TSA certificate, optionally at a fixed time."""
+    from pyhanko.sign.timestamps import DummyTimeStamper
+
+    return DummyTimeStamper(tsa_cert=asn1_cert(pki.tsa.cert), tsa_key=_asn1_key(pki.tsa.key),
+                            certs_to_embed=[asn1_cert(pki.issuing.cert)], fixed_dt=at)
+
+
+def _run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Seal1",
+             timestamp: bool | datetime = False, dss_crls: Sequence[
+                 x509.CertificateRevocationList] = (),
+             embed_validation_info: bool = False, lta: bool = False,
+             visible: bool = False, subfilter: str = "pades",
+             reason: str | None = "电子签章", dss_in_signed_revision: bool = False) -> bytes:
+    """Seal ``data`` with pyHanko as an incremental update.
+
+    ``timestamp`` adds a signature timestamp from the test TSA (``True`` = now, or a fixed
+    time). ``embed_validation_info`` makes pyHanko validate the chain before signing with
+    ``dss_crls`` (default: fresh empty CRLs) and put them in the DSS itself (its B-LT flow: a
+    DSS revision after the signature, or inside the signed revision with
+    ``dss_in_signed_revision``, as eseal's own signer does); ``lta`` then adds a document
+    timestamp. ``dss_crls`` *without* ``embed_validation_info`` appends a DSS update with
+    exactly those CRLs after signing, with no pre-signing check (so revoked or held
+    certificates can be "sealed" for tests).
+    """
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
+    from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    simple = signers.SimpleSigner(
+        signing_cert=asn1_cert(signer.cert), signing_key=_asn1_key(signer.key),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [asn1_cert(pki.issuing.cert), asn1_cert(pki.root.cert)]))
+    vc = None
+    if embed_validation_info:
+        vc = ValidationContext(
+            trust_roots=[asn1_cert(pki.root.cert)], allow_fetching=False,
+            crls=[crl_der(c) for c in dss_crls] or [crl_der(pki.crl()), crl_der(pki.root_crl())],
+            revocation_mode="hard-fail")
+    dss_settings = DSSContentSettings()
+    if dss_in_signed_revision:
+        dss_settings = DSSContentSettings(
+            include_vri=False, placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE)
+    meta = signers.PdfSignatureMetadata(
+        field_name=field_name, reason=reason, md_algorithm="sha256",
+        subfilter=SigSeedSubFilter.PADES if subfilter == "pades"
+        else SigSeedSubFilter.ADOBE_PKCS7_DETACHED,
+        embed_validation_info=embed_validation_info, validation_context=vc,
+        use_pades_lta=lta, dss_settings=dss_settings)
+    tsa = None
+    if timestamp:
+        tsa = timestamper(pki, timestamp if isinstance(timestamp, datetime) else None)
+    field_spec = None
+    if visible:
+        field_spec = fields.SigFieldSpec(sig_field_name=field_name, on_page=0,
+                                         box=(400, 80, 560, 240))
+    pdf_signer = signers.PdfSigner(meta, simple, timestamper=tsa, new_field_spec=field_spec)
+    w = IncrementalPdfFileWriter(BytesIO(data))
+    out = BytesIO()
+    _run(pdf_signer.async_sign_pdf(w, output=out))
+    sealed = out.getvalue()
+    if dss_crls and not embed_validation_info:
+        sealed = add_dss(sealed, crls=dss_crls, certs=[pki.issuing.cert])
+    return sealed
+
+
+def add_dss(data: bytes, *, crls: Sequence[x509.CertificateRevocationList] = (),
+            ocsps: Sequence[bytes] = (), certs: Sequence[x509.Certificate] = ()) -> bytes:
+    """Append an incremental update adding exactly these CRLs/OCSP responses to the DSS."""
+    from asn1crypto import crl as asn1_crl
+    from asn1crypto import ocsp as asn1_ocsp
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    buf = BytesIO(data)
+    DocumentSecurityStore.add_dss(
+        buf, sig_contents=None, certs=[asn1_cert(c) for c in certs],
+        crls=[asn1_crl.CertificateList.load(crl_der(c)) for c in crls],
+        ocsps=[asn1_ocsp.OCSPResponse.load(o) for o in ocsps], force_write=True)
+    return buf.getvalue()
+
+
+def add_doc_timestamp(data: bytes, pki: TestPki, at: datetime | None = None,
+                      field_name: str = "DocTS1") -> bytes:
+    """Append a PAdES document timestamp (the B-LTA step)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
+    ts = signers.PdfTimeStamper(timestamper(pki, at), field_name=field_name)
+    out = BytesIO()
+    _run(ts.async_timestamp_pdf(IncrementalPdfFileWriter(BytesIO(data)), "sha256",
+                                output=out))
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# a CRL distribution point on 127.0.0.1
+
+
+class CrlServer:
+    """Serve CRLs over HTTP on 127.0.0.1 (an ephemeral port) for fetching tests.
+
+    Start it before :func:`make_pki` and pass ``crl_base_url=server.base_url``; then
+    ``publish("issuing.crl", pki.crl(...))``. Use as a context manager or call ``close()``.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        files: dict[str, bytes] = {}
+        requests: list[str] = []
+        self.files = files
+        self.requests = requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                requests.append(self.path)
+                body = files.get(self.path.rsplit("/", 1)[-1])
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/eseal"
+
+    def publish(self, name: str, crl: x509.CertificateRevocationList) -> None:
+        self.files[name] = crl_der(crl)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> CrlServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# poppler's pdfsig as an independent judge
+
+
+@dataclass(frozen=True)
+class PdfsigResult:
+    """What ``pdfsig`` printed, reduced to the facts we compare (it always exits 0)."""
+
+    text: str
+    signatures: int
+    valid: list[bool] = field(default_factory=list)
+    trusted: list[bool] = field(default_factory=list)
+    total_document_signed: list[bool] = field(default_factory=list)
+
+
+def pdfsig_check(pdf: Path, root: x509.Certificate, *, workdir: Path | None = None
+                 ) -> PdfsigResult:
+    """Run ``pdfsig -nssdir sql:DB -no-ocsp`` with an NSS database trusting only ``root``."""
+    if shutil.which("pdfsig") is None or shutil.which("certutil") is None:
+        raise RuntimeError("pdfsig/certutil are not installed (poppler-utils, libnss3-tools)")
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        db = Path(tmp) / "nss"
+        db.mkdir()
+        root_pem = Path(tmp) / "root.pem"
+        root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+        subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True,
+                       capture_output=True)
+        subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "C,C,C",
+                        "-i", str(root_pem)], check=True, capture_output=True)
+        proc = subprocess.run(["pdfsig", "-nssdir", f"sql:{db}", "-no-ocsp", str(pdf)],
+                              capture_output=True, text=True, timeout=120)
+    text = proc.stdout + proc.stderr
+    blocks = re.split(r"^Signature #\d+:", text, flags=re.M)[1:]
+    return PdfsigResult(
+        text=text, signatures=len(blocks),
+        valid=["Signature Validation: Signature is Valid" in b for b in blocks],
+        trusted=["Certificate Validation: Certificate is Trusted" in b for b in blocks],
+        total_document_signed=["Total document signed" in b for b in blocks])
+
+
+def rewrite_pdf(data: bytes, *, xref_stream: bool = True,
+                encrypt_password: str | None = None) -> bytes:
+    """Copy ``data`` into a fresh single-revision file written by pyHanko's writer: with an
+    xref stream and object streams (``xref_stream``), or encrypted with a password."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+
+    writer = copy_into_new_writer(PdfFileReader(BytesIO(data)))
+    writer.stream_xrefs = xref_stream
+    if encrypt_password is not None:
+        writer.encrypt(encrypt_password, encrypt_password)
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
