@@ -35,3 +35,42 @@ def settings(home: Path) -> Settings:
     s = load_settings(home)
     configure(s.pkcs11_module, s.softhsm_conf_path)
     return s
+
+
+# --- the authority --------------------------------------------------------------------------
+USCC_A = "91350100M000100Y43"
+USCC_B = "91110000802100433B"
+NAME_A = "𠮷野家（福建）餐饮管理有限公司"
+NAME_B = "北京测试科技有限公司"
+
+
+@pytest.fixture
+def authority(settings: Settings):  # type: ignore[no-untyped-def]
+    """A freshly initialised home, opened; two enterprises registered."""
+    from eseal.ca.authority import Authority, init_home
+
+    init_home(settings)
+    auth = Authority.open(settings)
+    auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三", actor="officer:test")
+    auth.register_enterprise(uscc=USCC_B, name=NAME_B, legal_rep="李四", actor="officer:test")
+    yield auth
+    auth.close(checkpoint=False)
+
+
+def make_csr(key=None, *, common_name: str = "holder", organization: str | None = None,  # type: ignore[no-untyped-def]
+             org_id: str | None = None) -> bytes:
+    """A PEM CSR signed by ``key`` (a fresh software P-256 key by default)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization is not None:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    if org_id is not None:
+        attrs.append(x509.NameAttribute(x509.ObjectIdentifier("2.5.4.97"), org_id))
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs)).sign(
+        key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)

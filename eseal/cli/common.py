@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from eseal.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from eseal.ca.authority import Authority
 
 home_option = click.option(
     "--home", type=click.Path(file_okay=False), default=None, envvar="ESEAL_HOME",
@@ -18,6 +24,28 @@ home_option = click.option(
 
 def settings_for(home: str | None) -> Settings:
     return load_settings(home)
+
+
+def cli_actor() -> str:
+    """Who acts from the local console: the officer's login name, as the audit log shows it."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"officer:{user}@cli"
+
+
+@contextmanager
+def authority(home: str | None, *, read_only: bool = False) -> Iterator[Authority]:
+    """The local authority for one command; closing it writes an audit checkpoint
+    (except for read-only commands such as an auditor's verify)."""
+    from eseal.ca.authority import Authority
+
+    auth = Authority.open(settings_for(home))
+    try:
+        yield auth
+    finally:
+        auth.close(checkpoint=not read_only)
 
 
 def echo_json(value: Any) -> None:

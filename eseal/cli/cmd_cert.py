@@ -1,0 +1,102 @@
+"""``eseal cert``: issue and inspect certificates (officer console)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from eseal.cli.common import authority, cli_actor, echo_json, home_option
+from eseal.errors import InvalidInput
+
+
+@click.group("cert")
+def command() -> None:
+    """Enterprise certificates: issue, list, show, renew, freeze, revoke."""
+
+
+@command.command("issue")
+@home_option
+@click.option("--csr", "csr_file", required=True, type=click.Path(dir_okay=False))
+@click.option("--enterprise", "uscc", required=True, help="unified social credit code")
+@click.option("--profile", type=click.Choice(["login", "seal"]), required=True)
+@click.option("--holder", required=True, help="the person (login) or seal keeper (seal)")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="write the PEM here (default: stdout)")
+def issue(home: str | None, csr_file: str, uscc: str, profile: str, holder: str,
+          out: str | None) -> None:
+    """Issue a certificate from a CSR for a registered enterprise."""
+    try:
+        data = Path(csr_file).read_bytes()
+    except OSError as exc:
+        raise InvalidInput("CSR_UNREADABLE", f"cannot read {csr_file}: {exc.strerror}",
+                           f"无法读取 {csr_file}", field="csr") from exc
+    with authority(home) as auth:
+        issued = auth.issue(data, uscc=uscc, profile=profile, holder=holder, actor=cli_actor())
+    if out:
+        Path(out).write_bytes(issued.pem)
+        click.echo(f"issued {issued.serial} -> {out}")
+    else:
+        click.echo(issued.pem.decode(), nl=False)
+
+
+def _row_dict(row: Any, uscc: str | None) -> dict[str, Any]:
+    return {
+        "serial": row.serial,
+        "enterprise": uscc,
+        "profile": row.profile,
+        "holder": row.holder,
+        "subject": row.subject,
+        "status": row.status,
+        "not_before": row.not_before.isoformat(),
+        "not_after": row.not_after.isoformat(),
+        "revocation_reason": row.revocation_reason,
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+        "replaced_by": row.replaced_by,
+        "renewed_from": row.renewed_from,
+    }
+
+
+@command.command("list")
+@home_option
+@click.option("--enterprise", "uscc", default=None, help="only this enterprise")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON list")
+def list_(home: str | None, uscc: str | None, as_json: bool) -> None:
+    """List certificates (CA certificates included)."""
+    with authority(home, read_only=True) as auth:
+        rows = [_row_dict(row, code) for row, code in auth.list_certificates(uscc=uscc)]
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
+        click.echo(f"{r['serial']:<34} {r['profile']:<8} {r['status']:<8} "
+                   f"{r['not_after'][:10]}  {r['enterprise'] or '-':<18}  {r['holder']}")
+
+
+@command.command("show")
+@home_option
+@click.argument("serial")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--pem", "as_pem", is_flag=True, help="print the certificate as PEM")
+def show(home: str | None, serial: str, as_json: bool, as_pem: bool) -> None:
+    """Show one certificate (SERIAL may use colons or a 0x prefix)."""
+    with authority(home, read_only=True) as auth:
+        row = auth.certificate_row(serial)
+        uscc = None
+        if row.enterprise_id is not None:
+            uscc = next((e.uscc for e in auth.enterprises() if e.id == row.enterprise_id), None)
+    if as_pem:
+        cert = x509.load_der_x509_certificate(row.der)
+        click.echo(cert.public_bytes(serialization.Encoding.PEM).decode(), nl=False)
+        return
+    info = _row_dict(row, uscc)
+    if as_json:
+        echo_json(info)
+        return
+    for key, value in info.items():
+        if value is not None:
+            click.echo(f"{key:<18} {value}")
+
