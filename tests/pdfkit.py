@@ -54,6 +54,7 @@ from eseal.ca.oids import (
 )
 
 __all__ = [
+    "ALT_TEXT",
     "USCC_ALPHABET",
     "CrlServer",
     "Issued",
@@ -391,10 +392,22 @@ class PdfBuilder:
 class SamplePdf:
     """A generated PDF and the object numbers an attack may want to touch.
 
-    ``hidden_overlay_id``: a form XObject painting "PAY 1,000,000" that is referenced from the
-    first page's resources but never drawn (the shadow "hide" payload).
-    ``unused_content_id`` / ``unused_font_id``: objects present in the file but reachable from
-    nothing (the shadow "hide-and-replace" payload). ``image_id``: a binary (Flate) image.
+    The file is shaped like a "shadow document" (Mainka et al.): besides the visible pages it
+    carries objects that are present at signing time but unused or invisible, so that a
+    later update could reveal or activate them:
+
+    * ``hidden_overlay_id``: a form XObject painting "PAY 1,000,000 CNY" over the page, drawn
+      by page 1 inside optional content whose group is OFF (``ocg_config_id`` is the indirect
+      default configuration dictionary that says so);
+    * ``unused_content_id`` / ``unused_font_id``: objects reachable from nothing;
+    * ``alt_catalog_id``: a complete second catalog + page tree (showing ``ALT_TEXT``) that
+      no trailer points to;
+    * ``payload_offset``: where, inside an unused stream, the bytes of a complete indirect
+      object ``<content_ids[0]> 0 obj`` with other page content sit (an xref entry pointing
+      there would swap the page content without adding a byte);
+    * ``form_field_id``: a filled text field ("amount: 1,000"), when ``with_form``.
+
+    ``image_id`` is a binary (Flate) image; content streams are Flate-compressed binary too.
     """
 
     data: bytes
@@ -405,23 +418,35 @@ class SamplePdf:
     font_id: int
     image_id: int
     hidden_overlay_id: int
+    ocg_id: int
+    ocg_config_id: int
     unused_content_id: int
     unused_font_id: int
+    alt_catalog_id: int
+    payload_offset: int
     info_id: int
+    form_field_id: int | None
+
+
+ALT_TEXT = "Annual report 2025: revenue 9,999,999 CNY"
 
 
 def _page_text(i: int, text: str) -> bytes:
-    return (f"BT /F1 18 Tf 72 720 Td ({text} - page {i + 1}) Tj ET\n"
+    body = (f"BT /F1 18 Tf 72 720 Td ({text} - page {i + 1}) Tj ET\n"
             "q 100 0 0 100 72 500 cm /Im1 Do Q\n").encode("latin-1")
+    if i == 0:  # the hidden layer: invisible while its optional content group is OFF
+        body += b"/OC /oc1 BDC /Ov1 Do EMC\n"
+    return body
 
 
 def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 CNY",
-             compress: bool = True, kids_per_node: int = 500) -> SamplePdf:
+             compress: bool = True, kids_per_node: int = 500,
+             with_form: bool = False) -> SamplePdf:
     """A small, valid PDF with ``pages`` pages (a balanced page tree beyond ``kids_per_node``).
 
     Every page shares one font and one 16×16 binary image; each page has its own content
-    stream (Flate-compressed when ``compress``), except that above 1,000 pages all pages share
-    one content stream so that a 50,000-page file stays a few MB.
+    stream (Flate-compressed when ``compress``), except that above 1,000 pages all pages but
+    the first share one content stream so that a 50,000-page file stays under 10 MB.
     """
     b = PdfBuilder()
     catalog = b.reserve()
@@ -436,23 +461,42 @@ def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 C
         b"q 1 1 1 rg 0 0 612 792 re f Q BT /F1 36 Tf 72 600 Td (PAY 1,000,000 CNY) Tj ET",
         "/Type /XObject /Subtype /Form /BBox [0 0 612 792] "
         f"/Resources << /Font << /F1 {font} 0 R >> >>"))
-    unused_content = b.add(stream_object(
-        b"BT /F1 18 Tf 72 720 Td (Annual report 2025: revenue 9,999,999 CNY) Tj ET",
-        compress=compress))
+    ocg = b.add("<< /Type /OCG /Name (hidden layer) >>")
+    ocg_config = b.add(f"<< /Order [{ocg} 0 R] /OFF [{ocg} 0 R] >>")
+    unused_content = b.add(stream_object(f"BT /F1 18 Tf 72 720 Td ({ALT_TEXT}) Tj ET".encode(),
+                                         compress=compress))
     unused_font = b.add("<< /Type /Font /Subtype /Type1 /BaseFont /Courier >>")
+    # a complete alternative document nobody points to (yet)
+    alt_catalog = b.reserve()
+    alt_pages = b.reserve()
+    alt_page = b.reserve()
+    b.set(alt_page, f"<< /Type /Page /Parent {alt_pages} 0 R /MediaBox [0 0 612 792] "
+                    f"/Resources << /Font << /F1 {font} 0 R >> >> "
+                    f"/Contents {unused_content} 0 R >>")
+    b.set(alt_pages, f"<< /Type /Pages /Kids [{alt_page} 0 R] /Count 1 >>")
+    b.set(alt_catalog, f"<< /Type /Catalog /Pages {alt_pages} 0 R >>")
+    form_field = None
+    if with_form:
+        form_field = b.add(f"<< /FT /Tx /T (amount) /V (1,000 CNY) /DA (/Helv 12 Tf 0 g) "
+                           f"/Type /Annot /Subtype /Widget /Rect [72 400 300 420] /F 4 >>")
     shared = pages > 1000
-    shared_content = b.add(stream_object(_page_text(0, text), compress=compress)) if shared \
+    shared_content = b.add(stream_object(_page_text(1, text), compress=compress)) if shared \
         else None
     page_ids: list[int] = []
     content_ids: list[int] = []
     for i in range(pages):
         page = b.reserve()
-        if shared_content is None:
+        if shared_content is None or i == 0:
             content = b.add(stream_object(_page_text(i, text), compress=compress))
         else:
             content = shared_content
         page_ids.append(page)
         content_ids.append(content)
+    # the hidden replacement for page 1's content, as raw object bytes inside a stream
+    evil = f"BT /F1 18 Tf 72 720 Td ({ALT_TEXT} - page 1) Tj ET".encode()
+    payload = (f"{content_ids[0]} 0 obj\n<< /Length {len(evil)} >>\nstream\n".encode() + evil
+               + b"\nendstream\nendobj\n")
+    carrier = b.add(stream_object(b"% notes\n" + payload))
     # balanced tree: every node holds up to kids_per_node kids
     level: list[tuple[int, int]] = [(p, 1) for p in page_ids]  # (object, page count)
     parent_of: dict[int, int] = {}
@@ -477,16 +521,30 @@ def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 C
     kids = " ".join(f"{k} 0 R" for k, _ in level)
     b.set(pages_root, f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>")
     for i, page in enumerate(page_ids):
-        extra = f" /XObject << /Im1 {image} 0 R /Ov1 {overlay} 0 R >>" if i == 0 else \
-            f" /XObject << /Im1 {image} 0 R >>"
+        if i == 0:
+            extra = (f" /XObject << /Im1 {image} 0 R /Ov1 {overlay} 0 R >>"
+                     f" /Properties << /oc1 {ocg} 0 R >>")
+            annots = f" /Annots [{form_field} 0 R]" if form_field else ""
+        else:
+            extra, annots = f" /XObject << /Im1 {image} 0 R >>", ""
         b.set(page, (f"<< /Type /Page /Parent {parent_of[page]} 0 R /MediaBox [0 0 612 792] "
                      f"/Resources << /Font << /F1 {font} 0 R >>{extra} >> "
-                     f"/Contents {content_ids[i]} 0 R >>"))
-    b.set(catalog, f"<< /Type /Catalog /Pages {pages_root} 0 R >>")
-    return SamplePdf(data=b.build(catalog, info), catalog_id=catalog, pages_id=pages_root,
-                     page_ids=page_ids, content_ids=content_ids, font_id=font, image_id=image,
-                     hidden_overlay_id=overlay, unused_content_id=unused_content,
-                     unused_font_id=unused_font, info_id=info)
+                     f"/Contents {content_ids[i]} 0 R{annots} >>"))
+        if i == 0 and form_field:
+            b.set(form_field, b.objects[form_field].replace(b" >>", f" /P {page} 0 R >>".encode()))
+    acroform = (f" /AcroForm << /Fields [{form_field} 0 R] /DR << /Font << /Helv {font} 0 R >> >>"
+                f" /DA (/Helv 12 Tf 0 g) >>") if form_field else ""
+    b.set(catalog, f"<< /Type /Catalog /Pages {pages_root} 0 R "
+                   f"/OCProperties << /OCGs [{ocg} 0 R] /D {ocg_config} 0 R >>{acroform} >>")
+    data = b.build(catalog, info)
+    payload_offset = data.index(payload)
+    assert carrier
+    return SamplePdf(data=data, catalog_id=catalog, pages_id=pages_root, page_ids=page_ids,
+                     content_ids=content_ids, font_id=font, image_id=image,
+                     hidden_overlay_id=overlay, ocg_id=ocg, ocg_config_id=ocg_config,
+                     unused_content_id=unused_content, unused_font_id=unused_font,
+                     alt_catalog_id=alt_catalog, payload_offset=payload_offset, info_id=info,
+                     form_field_id=form_field)
 
 
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*$")

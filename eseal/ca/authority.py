@@ -81,7 +81,7 @@ class Issued:
 
 
 @dataclass(frozen=True)
-class _Draft:
+class Draft:
     """A signed certificate not yet recorded: never leaves the authority unless stored."""
 
     issued: Issued
@@ -263,14 +263,14 @@ class Authority:
     def enterprise(self, uscc: str) -> Any:
         """The enterprise record (id, uscc, name, legal_rep, contact_email, status, ...)."""
         with self.db.read() as s:
-            return self._enterprise_row(s, uscc)
+            return self.enterprise_row(s, uscc)
 
     def enterprises(self) -> list[Enterprise]:
         with self.db.read() as s:
             return list(s.execute(select(Enterprise).order_by(Enterprise.id)).scalars())
 
     @staticmethod
-    def _enterprise_row(s: Session, uscc: str) -> Any:
+    def enterprise_row(s: Session, uscc: str) -> Any:
         """The enterprise as a plain row (id, uscc, name, legal_rep, status): cheap to read."""
         row = s.connection().execute(_ENTERPRISE_BY_USCC, {"uscc": uscc}).first()
         if row is None:
@@ -281,7 +281,7 @@ class Authority:
 
     def _enterprise(self, s: Session, uscc: str) -> Enterprise:
         """The enterprise as an ORM object, for changing it."""
-        return s.get_one(Enterprise, self._enterprise_row(s, uscc).id)
+        return s.get_one(Enterprise, self.enterprise_row(s, uscc).id)
 
     # -- issuance -----------------------------------------------------------------------
     def issue(self, csr_pem: bytes, *, uscc: str, profile: str, holder: str, actor: str,
@@ -305,25 +305,25 @@ class Authority:
 
         def vet() -> Any:
             with self.db.read() as s:
-                ent = self._enterprise_row(s, uscc)
+                ent = self.enterprise_row(s, uscc)
                 self._check_enterprise_active(ent)
                 self._check_csr_subject(csr, ent)
-                self._check_key_free(s, spki_sha256(public_key), profile, renewing=False)
+                self.check_key_free(s, spki_sha256(public_key), profile, renewing=False)
                 return ent
 
         ent = self.refusing(vet, actor=actor, action="cert.issue", target=uscc, details=details)
         # Built and signed outside the write lock, so CA processes sign in parallel; the
         # checks are repeated under the lock and a draft that loses a race is discarded
         # unseen: nothing is handed out before its row and audit event are committed.
-        draft = self._draft(enterprise=ent, public_key=public_key, profile=profile,
+        draft = self.draft(enterprise=ent, public_key=public_key, profile=profile,
                             holder=holder_name, token_label=token_label)
         details["serial"] = draft.serial
         with self.change(actor=actor, action="cert.issue", target=uscc, details=details) as s:
-            if self._enterprise_row(s, uscc) != ent:
+            if self.enterprise_row(s, uscc) != ent:
                 raise Conflict("ENTERPRISE_CHANGED",
                                f"enterprise {uscc} changed during issuance; try again",
                                f"企业 {uscc} 信息在签发过程中发生变化，请重试", field="uscc")
-            self._store(s, draft, renewing=False)
+            self.store(s, draft, renewing=False)
         return draft.issued
 
     @staticmethod
@@ -354,7 +354,7 @@ class Authority:
                     field="organizationIdentifier")
 
     @staticmethod
-    def _check_key_free(s: Session, spki: str, profile: str, *, renewing: bool) -> None:
+    def check_key_free(s: Session, spki: str, profile: str, *, renewing: bool) -> None:
         """One key, one profile; and a key with a valid certificate is renewed, not re-issued."""
         now = clock.now()
         for serial, other_profile, status, expires, replaced in s.connection().execute(
@@ -372,9 +372,9 @@ class Authority:
                                f"该密钥已有有效的 {profile} 证书（序列号 {serial}），请办理续期",
                                field="csr")
 
-    def _draft(self, *, enterprise: Any, public_key: Any, profile: str, holder: str,
+    def draft(self, *, enterprise: Any, public_key: Any, profile: str, holder: str,
                token_label: str | None, not_after: Any = None, renewed_from: str | None = None,
-               key_certified_at: Any = None) -> _Draft:
+               key_certified_at: Any = None) -> Draft:
         """Build and sign a certificate, and the row that will record it (no database)."""
         now = clock.now()
         not_before = now.replace(microsecond=0)
@@ -407,11 +407,11 @@ class Authority:
             "revoked_at": None, "revocation_reason": None, "invalidity_date": None,
             "replaced_by": None, "renewed_from": renewed_from, "token_label": token_label,
             "der": der, "created_at": now}
-        return _Draft(Issued(serial=serial_hex(serial), certificate=cert), row)
+        return Draft(Issued(serial=serial_hex(serial), certificate=cert), row)
 
-    def _store(self, s: Session, draft: _Draft, *, renewing: bool) -> None:
+    def store(self, s: Session, draft: Draft, *, renewing: bool) -> None:
         """Record a draft inside the caller's write transaction, re-checking the key."""
-        self._check_key_free(s, draft.row["spki_sha256"], draft.row["profile"],
+        self.check_key_free(s, draft.row["spki_sha256"], draft.row["profile"],
                              renewing=renewing)
         s.connection().execute(_INSERT_CERT, draft.row)
 
