@@ -74,3 +74,70 @@ def make_csr(key=None, *, common_name: str = "holder", organization: str | None 
     csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs)).sign(
         key, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM)
+
+
+# --- a real service on loopback ----------------------------------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """``eseal serve`` in its own process on 127.0.0.1, for tests where HTTP behaviour matters."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        import subprocess
+        import sys
+
+        self.home, self.port = home, port
+        self.url = f"http://127.0.0.1:{port}"
+        env = dict(os.environ, ESEAL_HOME=str(home))
+        env.pop("SOFTHSM2_CONF", None)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "eseal", "serve", "--home", str(home), "--port", str(port)],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._wait()
+
+    def _wait(self) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                out = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"eseal serve exited early:\n{out}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("eseal serve did not come up")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except Exception:
+            self.process.kill()
+
+
+@pytest.fixture
+def served_home(home: Path) -> Iterator[tuple[Settings, LiveServer]]:
+    """An initialised home whose base URL is a live ``eseal serve`` on a free loopback port."""
+    from eseal.ca.authority import Authority, init_home
+
+    port = free_port()
+    settings = load_settings(home, base_url=f"http://127.0.0.1:{port}")
+    configure(settings.pkcs11_module, settings.softhsm_conf_path)
+    init_home(settings)
+    with Authority.open(settings) as auth:
+        auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三", actor="officer:test")
+        auth.register_enterprise(uscc=USCC_B, name=NAME_B, legal_rep="李四", actor="officer:test")
+    server = LiveServer(home, port)
+    yield load_settings(home), server
+    server.stop()
