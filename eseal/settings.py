@@ -39,7 +39,7 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     database_url: str = ""  # empty: SQLite file in the home
     pkcs11_module: str = field(default_factory=default_pkcs11_module)
-    softhsm_conf: str = ""  # empty: $SOFTHSM2_CONF or <home>/softhsm2.conf
+    softhsm_conf: str = ""  # empty: $SOFTHSM2_CONF if set, else <home>/softhsm2.conf
     ca_token_label: str = "eseal-ca"
     lint_on_issue: bool = False
     enterprise_validity_days: int = 365

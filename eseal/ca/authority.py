@@ -114,9 +114,11 @@ def configure_tokens(settings: Settings) -> None:
     An explicit ``SOFTHSM2_CONF`` wins over the home's file, as the issue asks of token
     commands; the home's file is written if missing so a fresh home just works.
     """
-    conf = os.environ.get("SOFTHSM2_CONF") if not settings.softhsm_conf else None
-    if not conf:
-        conf = str(write_conf(settings.softhsm_conf_path, settings.token_dir))
+    if settings.softhsm_conf:  # an explicit configuration is used exactly as written
+        conf = settings.softhsm_conf
+    else:
+        conf = os.environ.get("SOFTHSM2_CONF") or str(
+            write_conf(settings.softhsm_conf_path, settings.token_dir))
     configure(settings.pkcs11_module, conf)
 
 
@@ -378,7 +380,9 @@ class Authority:
         """Build and sign a certificate, and the row that will record it (no database)."""
         now = clock.now()
         not_before = now.replace(microsecond=0)
-        expiry = not_after or add_years(not_before, 1)
+        # Never outlive the issuing CA (RFC 5280 path validation would fail after it).
+        expiry = min(not_after or add_years(not_before, 1),
+                     self.certificate("issuing").not_valid_after_utc)
         info = profiles.SubjectInfo(common_name=enterprise.name if profile == "seal" else holder,
                                     registered_name=enterprise.name if enterprise else None,
                                     uscc=enterprise.uscc if enterprise else None,

@@ -49,6 +49,7 @@ from cryptography.x509.oid import (
 )
 
 from eseal.ca import oids
+from eseal.ca.dates import add_years
 from eseal.ca.identity import (
     organization_identifier,
     validate_person_name,
@@ -258,14 +259,6 @@ def random_serial() -> int:
         serial = secrets.randbits(128)
         if serial:
             return serial
-
-
-def add_years(when: datetime, years: int) -> datetime:
-    """The same instant ``years`` later; 29 February becomes 28 February."""
-    try:
-        return when.replace(year=when.year + years)
-    except ValueError:
-        return when.replace(year=when.year + years, day=28)
 
 
 def validity_for(profile: str, not_before: datetime,

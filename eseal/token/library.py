@@ -39,7 +39,7 @@ CKR_PIN_INCORRECT = 0xA0
 CKR_PIN_LOCKED = 0xA4
 CKR_PIN_LEN_RANGE = 0xA2
 CKR_USER_ALREADY_LOGGED_IN = 0x100
-CKR_USER_ANOTHER_ALREADY_LOGGED_IN = 0x104
+CKR_USER_ANOTHER_ALREADY_LOGGED_IN = 0x104  # e.g. an SO login while a user is logged in
 CKR_SESSION_READ_ONLY_EXISTS = 0xB7
 CKR_USER_PIN_NOT_INITIALIZED = 0x102
 
@@ -62,6 +62,7 @@ def _after_fork_in_child() -> None:
     global PKCS11_LOCK
     PKCS11_LOCK = threading.RLock()
     _state.pid = -1  # forces a fresh C_Initialize on first use in the child
+    _state.generation += 1  # sessions inherited from the parent are dead here
 
 
 if hasattr(os, "register_at_fork"):
@@ -144,6 +145,9 @@ def library() -> pkcs11.lib:
 
 
 def generation() -> int:
+    if _state.lib is not None and _state.pid != os.getpid():
+        with lock():
+            _load()  # a forked child re-initialises before anyone trusts a cached session
     return _state.generation
 
 
@@ -158,7 +162,8 @@ def refresh() -> None:
 
 def token_labels() -> list[str]:
     with lock():
-        return sorted(t.label for t in library().get_tokens())
+        # SoftHSM always offers one uninitialised slot with an empty label: not a token.
+        return sorted(t.label for t in library().get_tokens() if t.label)
 
 
 def find_token(label: str) -> pkcs11.Token:

@@ -24,6 +24,7 @@ from eseal.token.library import (
     CKR_PIN_LEN_RANGE,
     CKR_PIN_LOCKED,
     CKR_USER_ALREADY_LOGGED_IN,
+    CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
     CKU_SO,
     CKU_USER,
 )
@@ -33,6 +34,12 @@ from eseal.token.library import (
 # session with another PIN is refused instead of silently riding on the first login.
 _PROCESS_KEY = os.urandom(32)
 _LOGIN_DIGESTS: dict[tuple[str, int], bytes] = {}
+
+
+def remember_login(label: str, pin: str, *, so: bool = False) -> None:
+    """Record that ``pin`` is now the PIN logged in to ``label`` (after a PIN change)."""
+    key = (label, CKU_SO if so else CKU_USER)
+    _LOGIN_DIGESTS[key] = hmac.new(_PROCESS_KEY, pin.encode(), hashlib.sha256).digest()
 
 
 def login_error(rv: int, *, so: bool = False) -> TokenError:
@@ -45,6 +52,11 @@ def login_error(rv: int, *, so: bool = False) -> TokenError:
         code = "SO_PIN_LOCKED" if so else "PIN_LOCKED"
         return TokenError(code, f"the {who} is locked", f"{who_zh}已锁定",
                           field="so_pin" if so else "pin")
+    if rv == CKR_USER_ANOTHER_ALREADY_LOGGED_IN:
+        return TokenError("TOKEN_BUSY",
+                          "another user is logged in to this token in this process; "
+                          "close that session first",
+                          "本进程中已有其他身份登录该 USB-Key，请先关闭该会话")
     return TokenError("TOKEN_LOGIN_FAILED", f"token login failed (CKR 0x{rv:x})",
                       f"USB-Key 登录失败（CKR 0x{rv:x}）")
 

@@ -41,7 +41,7 @@ from eseal.token.keys import (
     write_certificate,
 )
 from eseal.token.pin import PinPolicy, PinState, check_pin
-from eseal.token.session import TokenSession
+from eseal.token.session import TokenSession, remember_login
 from eseal.token.signer import private_key_for
 
 Purpose = Literal["login", "seal"]
@@ -270,6 +270,7 @@ def change_pin(label: str, old_pin: str, new_pin: str, *, policy: PinPolicy | No
         with lib.lock():
             try:
                 ts.session().set_pin(old_pin, new_pin)
+                remember_login(label, new_pin)
             except PKCS11Error as exc:
                 raise TokenError("PIN_CHANGE_FAILED",
                                  f"token {label!r} refused the new PIN: {type(exc).__name__}",
