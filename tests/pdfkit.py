@@ -78,6 +78,7 @@ __all__ = [
     "stream_object",
     "timestamper",
     "uscc_with_check",
+    "xref_entries",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -477,8 +478,8 @@ def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 C
     b.set(alt_catalog, f"<< /Type /Catalog /Pages {alt_pages} 0 R >>")
     form_field = None
     if with_form:
-        form_field = b.add(f"<< /FT /Tx /T (amount) /V (1,000 CNY) /DA (/Helv 12 Tf 0 g) "
-                           f"/Type /Annot /Subtype /Widget /Rect [72 400 300 420] /F 4 >>")
+        form_field = b.add("<< /FT /Tx /T (amount) /V (1,000 CNY) /DA (/Helv 12 Tf 0 g) "
+                           "/Type /Annot /Subtype /Widget /Rect [72 400 300 420] /F 4 >>")
     shared = pages > 1000
     shared_content = b.add(stream_object(_page_text(1, text), compress=compress)) if shared \
         else None
@@ -496,7 +497,7 @@ def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 C
     evil = f"BT /F1 18 Tf 72 720 Td ({ALT_TEXT} - page 1) Tj ET".encode()
     payload = (f"{content_ids[0]} 0 obj\n<< /Length {len(evil)} >>\nstream\n".encode() + evil
                + b"\nendstream\nendobj\n")
-    carrier = b.add(stream_object(b"% notes\n" + payload))
+    b.add(stream_object(b"% notes\n" + payload))
     # balanced tree: every node holds up to kids_per_node kids
     level: list[tuple[int, int]] = [(p, 1) for p in page_ids]  # (object, page count)
     parent_of: dict[int, int] = {}
@@ -538,7 +539,6 @@ def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 C
                    f"/OCProperties << /OCGs [{ocg} 0 R] /D {ocg_config} 0 R >>{acroform} >>")
     data = b.build(catalog, info)
     payload_offset = data.index(payload)
-    assert carrier
     return SamplePdf(data=data, catalog_id=catalog, pages_id=pages_root, page_ids=page_ids,
                      content_ids=content_ids, font_id=font, image_id=image,
                      hidden_overlay_id=overlay, ocg_id=ocg, ocg_config_id=ocg_config,
@@ -583,23 +583,30 @@ def _trailer_entries(data: bytes) -> dict[str, str]:
 
 def append_update(data: bytes, objects: Mapping[int, bytes | str], *,
                   root: str | None = None, pointers: Mapping[int, int] | None = None,
-                  eol: bytes = b"\n") -> bytes:
+                  raw_objects: Mapping[int, bytes] | None = None, prev: int | None = None,
+                  trailer_from: bytes | None = None, eol: bytes = b"\n") -> bytes:
     """Append a classic incremental update (objects + xref table + trailer with /Prev).
 
-    ``objects`` maps object numbers to new bodies written in the update; ``pointers`` maps
-    object numbers to *existing* byte offsets (an xref-only redirection: no new bytes for the
-    object, just a new xref entry). ``root`` overrides the trailer's /Root ("12 0 R").
+    ``objects`` maps object numbers to new bodies written as ``n 0 obj ... endobj``;
+    ``raw_objects`` maps object numbers to bytes written verbatim (whatever header they
+    carry) that the xref then points at; ``pointers`` maps object numbers to *existing* byte
+    offsets (an xref-only redirection: no new bytes at all). ``root`` overrides the trailer's
+    /Root ("12 0 R"); ``prev`` overrides /Prev (default: the last startxref of ``data``) and
+    ``trailer_from`` the file whose last trailer supplies /Root, /Info and /Size.
     """
-    entries = _trailer_entries(data)
-    prev = last_startxref(data)
+    entries = _trailer_entries(trailer_from if trailer_from is not None else data)
+    prev = last_startxref(data) if prev is None else prev
     out = bytearray(data)
     if not out.endswith((b"\n", b"\r")):
         out += eol
     offsets: dict[int, int] = dict(pointers or {})
+    for num, raw in sorted((raw_objects or {}).items()):
+        offsets[num] = len(out)
+        out += raw
     for num, body in sorted(objects.items()):
         offsets[num] = len(out)
-        raw = body.encode("latin-1") if isinstance(body, str) else body
-        out += f"{num} 0 obj\n".encode() + raw + b"\nendobj\n"
+        encoded = body.encode("latin-1") if isinstance(body, str) else body
+        out += f"{num} 0 obj\n".encode() + encoded + b"\nendobj\n"
     size = max(int(entries["Size"]), max(offsets, default=0) + 1)
     xref_at = len(out)
     out += b"xref\n"
@@ -613,8 +620,43 @@ def append_update(data: bytes, objects: Mapping[int, bytes | str], *,
     return bytes(out)
 
 
+_XREF_SUBSECTION = re.compile(rb"(\d+) (\d+)[ \t]*\r?\n")
+
+
+def xref_entries(data: bytes) -> dict[int, int]:
+    """Object number → offset as the classic xref tables of ``data`` say (newest revision
+    wins), following /Prev. Files with xref streams give an empty map."""
+    found: dict[int, int] = {}
+    at: int | None = last_startxref(data)
+    seen: set[int] = set()
+    while at is not None and at not in seen and data.startswith(b"xref", at):
+        seen.add(at)
+        pos = at + 4
+        while True:
+            while data[pos:pos + 1] in (b" ", b"\r", b"\n"):
+                pos += 1
+            m = _XREF_SUBSECTION.match(data, pos)
+            if m is None:
+                break
+            first, count = int(m.group(1)), int(m.group(2))
+            pos = m.end()
+            for i in range(count):
+                entry = data[pos:pos + 20]
+                pos += 20
+                if entry[17:18] == b"n":
+                    found.setdefault(first + i, int(entry[:10]))
+        trailer = _TRAILER.search(data, at)
+        pm = re.search(rb"/Prev\s+(\d+)", trailer.group(1)) if trailer else None
+        at = int(pm.group(1)) if pm else None
+    return found
+
+
 def object_offset(data: bytes, num: int) -> int:
-    """Offset of the last ``num 0 obj`` header in ``data`` (tests use it to aim edits)."""
+    """Offset of object ``num`` as the current xref says (tests use it to aim edits); for
+    files with xref streams, the last ``num 0 obj`` header in the bytes."""
+    offsets = xref_entries(data)
+    if num in offsets:
+        return offsets[num]
     hits = [m.start() for m in re.finditer(rb"(?<![0-9])" + str(num).encode() + rb" 0 obj", data)]
     if not hits:
         raise ValueError(f"object {num} not found")

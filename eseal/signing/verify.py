@@ -498,10 +498,14 @@ class _Verifier:
         data = self.data
         if not data:
             raise InvalidInput("PDF_EMPTY", "the document is empty", "文档为空", field="data")
-        if not data.startswith(b"%PDF-"):
-            raise InvalidInput("PDF_NOT_PDF", "the document is not a PDF (no %PDF- header)",
-                               "文档不是 PDF（缺少 %PDF- 文件头）", field="data")
         tokens = find_byterange_tokens(data)
+        if not data.startswith(b"%PDF-"):
+            en = "the document is not a PDF (no %PDF- header)"
+            zh = "文档不是 PDF（缺少 %PDF- 文件头）"
+            if not tokens:
+                raise InvalidInput("PDF_NOT_PDF", en, zh, field="data")
+            self.problems.append(finding("PDF_NOT_PDF", en, zh))
+            return self._report([], 0)
         try:
             reader = PdfFileReader(BytesIO(data), strict=True)
             encrypted = reader.encrypted
@@ -612,6 +616,11 @@ class _Verifier:
         assert self.reader is not None
         reader = self.reader
         signed_revs = [c.signed_revision for c in checks if c.signed_revision is not None]
+        if self.spans is not None:
+            # a signature dictionary nobody attached still marks its revision as sealed
+            signed_revs += [span.index for span in self.spans for t in tokens
+                            if (self.spans[span.index - 1].end if span.index else 0) <= t
+                            < span.end]
         if self.spans is not None and signed_revs:
             self.problems.extend(check_updates(self.data, reader, self.spans, min(signed_revs)))
         # every /ByteRange in the file must belong to a signature we examined
@@ -720,7 +729,12 @@ class _Verifier:
                       "签名值验证失败")
 
     def _certs_for(self, emb: EmbeddedPdfSignature) -> list[asn1_x509.Certificate]:
-        return list(emb.other_embedded_certs) + list(self.extra_certs)
+        """Intermediate certificates offered by the file (CMS and DSS). Self-issued ones are
+        dropped: trust anchors come only from the caller, and an altered copy of a root
+        (the CMS certificate set is not covered by the signature) must not be able to
+        derail path building for CRL issuers."""
+        return [c for c in list(emb.other_embedded_certs) + list(self.extra_certs)
+                if not c.self_issued]
 
     def _archival_revinfo(self, emb: EmbeddedPdfSignature) -> tuple[list[bytes], list[bytes]]:
         try:
