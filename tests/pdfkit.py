@@ -41,7 +41,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from eseal.ca.oids import (
     DOCUMENT_SIGNING,
@@ -69,6 +69,7 @@ __all__ = [
     "crl_der",
     "last_startxref",
     "make_crl",
+    "make_ocsp_response",
     "make_pdf",
     "make_pki",
     "object_offset",
@@ -233,6 +234,10 @@ def _leaf_builder(issuer: Issued, subject: x509.Name, key: PrivateKey, *, now: d
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
             issuer.key.public_key()), critical=False)
         .add_extension(_crl_dp(crl_url), critical=False)
+        .add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP,
+            x509.UniformResourceIdentifier(crl_url.rsplit("/", 1)[0] + "/ocsp"))]),
+            critical=False)
     )
 
 
@@ -881,3 +886,24 @@ def rewrite_pdf(data: bytes, *, xref_stream: bool = True,
     out = BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def make_ocsp_response(pki: TestPki, cert: x509.Certificate, *, revoked_at: datetime | None = None,
+                       reason: x509.ReasonFlags | None = None,
+                       this_update: datetime | None = None) -> bytes:
+    """A DER OCSP response for ``cert`` signed by the issuing CA itself: good, or revoked
+    since ``revoked_at`` (with ``reason``). Valid for 7 days from ``this_update``."""
+    from cryptography.x509 import ocsp
+
+    this_update = this_update or pki.now - _HOUR
+    status = ocsp.OCSPCertStatus.REVOKED if revoked_at else ocsp.OCSPCertStatus.GOOD
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(cert=cert, issuer=pki.issuing.cert, algorithm=hashes.SHA256(),
+                      cert_status=status, this_update=this_update,
+                      next_update=this_update + timedelta(days=7), revocation_time=revoked_at,
+                      revocation_reason=reason)
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, pki.issuing.cert)
+    )
+    return builder.sign(pki.issuing.key, hashes.SHA256()).public_bytes(
+        serialization.Encoding.DER)

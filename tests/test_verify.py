@@ -24,11 +24,14 @@ from pdfkit import (
     TestPki,
     add_doc_timestamp,
     add_dss,
+    append_update,
+    make_ocsp_response,
     make_pdf,
     make_pki,
     pdfsig_check,
     rewrite_pdf,
     seal_pdf,
+    stream_object,
 )
 
 from eseal.errors import InvalidInput
@@ -82,7 +85,8 @@ def crls(pki: TestPki, *revoked: tuple[x509.Certificate, datetime, x509.ReasonFl
 # good seals
 
 
-@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LT-separate-DSS", "B-LTA"])
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LT-separate-DSS",
+                                   "B-LT-adbe-archival", "B-LTA"])
 def test_good_seal_is_valid_at_every_pades_level(pki: TestPki, doc: SamplePdf,
                                                  level: str) -> None:
     fetch = False
@@ -95,6 +99,9 @@ def test_good_seal_is_valid_at_every_pades_level(pki: TestPki, doc: SamplePdf,
                         dss_in_signed_revision=True)
     elif level == "B-LT-separate-DSS":
         data = seal_pdf(doc.data, pki.seal, pki, timestamp=True, embed_validation_info=True)
+    elif level == "B-LT-adbe-archival":  # CRLs inside the CMS (adbe-revocationInfoArchival)
+        data = seal_pdf(doc.data, pki.seal, pki, timestamp=True, embed_validation_info=True,
+                        subfilter="adbe")
     else:
         data = seal_pdf(doc.data, pki.seal, pki, timestamp=True, embed_validation_info=True,
                         lta=True)
@@ -102,7 +109,8 @@ def test_good_seal_is_valid_at_every_pades_level(pki: TestPki, doc: SamplePdf,
     assert report.verdict == "valid", report.all_problems()
     assert report.exit_code == 0
     seal = report.seals[0]
-    assert seal.pades_level == level.removesuffix("-separate-DSS")
+    assert seal.pades_level == level.removesuffix("-separate-DSS").removesuffix(
+        "-adbe-archival")
     assert seal.integrity.digest_ok and seal.integrity.signature_ok
     assert seal.chain.trusted and seal.chain.trust_anchor == pki.root.cert.subject.rfc4514_string()
     assert seal.revocation_at_signing.status == "good"
@@ -254,6 +262,54 @@ def test_key_compromise_counts_from_its_invalidity_date(pki: TestPki, doc: Sampl
     report = verify(add_dss(data, crls=[later]), pki, now=revoked + timedelta(days=1))
     assert report.verdict == "invalid" and "CERT_REVOKED" in codes(report)
     assert report.seals[0].revocation_at_signing.revoked_at == compromised
+
+
+def test_embedded_ocsp_responses_serve_as_revocation_data(pki: TestPki, doc: SamplePdf) -> None:
+    data = seal_pdf(doc.data, pki.seal, pki, timestamp=True)
+    data = add_dss(data, crls=[pki.root_crl()], ocsps=[
+        make_ocsp_response(pki, pki.seal.cert), make_ocsp_response(pki, pki.tsa.cert)])
+    report = verify(data, pki)
+    assert report.verdict == "valid", report.all_problems()
+    assert report.seals[0].pades_level == "B-LT"
+
+
+def test_a_later_ocsp_response_can_prove_the_certificate_was_revoked_before_sealing(
+        pki: TestPki, doc: SamplePdf) -> None:
+    """The CRL embedded at sealing was issued before the key compromise was known; an OCSP
+    response added later says the certificate was revoked an hour before the seal."""
+    cert = _fresh_seal_cert(pki)
+    data = seal_pdf(doc.data, cert, pki, timestamp=True, embed_validation_info=True,
+                    dss_in_signed_revision=True)
+    later = make_ocsp_response(pki, cert.cert, revoked_at=pki.now - timedelta(hours=1),
+                               reason=KC, this_update=pki.now + timedelta(days=1))
+    report = verify(add_dss(data, ocsps=[later]), pki, now=pki.now + timedelta(days=2))
+    assert report.verdict == "invalid" and "CERT_REVOKED" in codes(report)
+    assert report.seals[0].revocation_at_signing.reason == "key_compromise"
+
+
+def test_forged_revocation_data_is_ignored(pki: TestPki, lt_seal: bytes) -> None:
+    """Anyone can append to the DSS. A CRL and an OCSP response claiming our CA's name but
+    signed by another key must not turn a good seal into an invalid one."""
+    impostor = make_pki(ca_name="eseal Test")
+    assert impostor.issuing.cert.subject == pki.issuing.cert.subject
+    when = pki.now - timedelta(days=1)
+    forged_crl = impostor.crl([(pki.seal.cert, when, KC, None)], number=99)
+    forged_ocsp = make_ocsp_response(impostor, pki.seal.cert, revoked_at=when, reason=KC)
+    report = verify(add_dss(lt_seal, crls=[forged_crl], ocsps=[forged_ocsp]), pki)
+    assert report.verdict == "valid", report.all_problems()
+
+
+def test_modification_is_invalid_even_when_the_signer_cannot_be_judged(
+        pki: TestPki, doc: SamplePdf) -> None:
+    """Exit 1 beats exit 2: a changed page is provable, an unknown root is not."""
+    other = make_pki(ca_name="Other")
+    data = seal_pdf(doc.data, other.seal, other, timestamp=True, embed_validation_info=True,
+                    dss_in_signed_revision=True)
+    tampered = append_update(data, {doc.content_ids[0]: stream_object(
+        b"BT /F1 18 Tf 72 720 Td (revenue 9,999,999 CNY) Tj ET")})
+    report = verify(tampered, pki)
+    assert {"CHAIN_UNTRUSTED", "MODIFIED_AFTER_SEALING"} <= codes(report)
+    assert report.verdict == "invalid" and report.exit_code == 1
 
 
 def test_revocation_after_a_claimed_signing_time_cannot_be_ordered(pki: TestPki,

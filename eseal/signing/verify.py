@@ -394,8 +394,14 @@ def _ocsp_evidence(der: bytes, cert: x509.Certificate, issuer: x509.Certificate,
                        resp.signature_hash_algorithm)  # type: ignore[arg-type]
         else:
             return None
+        issuer_info = _to_asn1(issuer)
+        spki_bits = bytes(issuer_info.public_key["public_key"])
         for single in resp.responses:
             if single.serial_number != cert.serial_number:
+                continue
+            algo = single.hash_algorithm.name.replace("-", "")
+            if (single.issuer_name_hash != hashlib.new(algo, issuer_info.subject.dump()).digest()
+                    or single.issuer_key_hash != hashlib.new(algo, spki_bits).digest()):
                 continue
             if single.certificate_status != crypto_ocsp.OCSPCertStatus.REVOKED:
                 continue
