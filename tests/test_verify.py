@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -297,6 +298,22 @@ def test_forged_revocation_data_is_ignored(pki: TestPki, lt_seal: bytes) -> None
     forged_ocsp = make_ocsp_response(impostor, pki.seal.cert, revoked_at=when, reason=KC)
     report = verify(add_dss(lt_seal, crls=[forged_crl], ocsps=[forged_ocsp]), pki)
     assert report.verdict == "valid", report.all_problems()
+
+
+def test_garbage_appended_to_the_dss_is_ignored(pki: TestPki, lt_seal: bytes) -> None:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(BytesIO(lt_seal))
+    dss = writer.root["/DSS"]
+    dss["/CRLs"].append(writer.add_object(generic.StreamObject(stream_data=b"\x30\x03junk")))
+    writer.mark_update(writer.root_ref)
+    writer.update_container(dss)
+    out = BytesIO()
+    writer.write(out)
+    report = verify(out.getvalue(), pki)
+    assert report.verdict == "valid", report.all_problems()
+    assert "REVOCATION_DATA_UNUSABLE" in {p.code for p in report.all_problems()}
 
 
 def test_modification_is_invalid_even_when_the_signer_cannot_be_judged(

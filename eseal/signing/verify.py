@@ -31,7 +31,10 @@ Decisions a relying party should know (each pinned by a test):
   on hold (frozen) while sealing and released later no longer appears on later CRLs. Any
   CRL/OCSP in the file or fetched, of any date, that shows a revocation effective at or before
   the signing time makes the seal invalid: revoked, or on hold (certificateHold), counting a
-  keyCompromise entry from its invalidityDate when that is earlier. Without such data the
+  keyCompromise entry from its invalidityDate when that is earlier (any reason but
+  certificateHold honours an earlier invalidityDate). Evidence counts only if its signature
+  verifies under the issuer in the validated path (anyone can append a forged CRL to the
+  DSS; it must not invalidate a good seal). Without such data the
   verdict is *indeterminate* — unless ``allow_fetching`` is set, in which case current data
   fetched from the CRL distribution points / OCSP responders may show the certificate not
   revoked (or revoked only after the signing time); a lifted hold cannot be seen that way.
@@ -41,20 +44,37 @@ Decisions a relying party should know (each pinned by a test):
   of the given roots is not provably forged — only not attributable — which is what ETSI calls
   NO_CERTIFICATE_CHAIN_FOUND (INDETERMINATE). Any integrity or modification failure still
   makes the whole report *invalid* (exit 1): invalid beats indeterminate.
+* **Timestamp authority.** A signature timestamp is validated at its own time against the
+  trust roots (soft revocation checking: the TSA's revocation data is only needed for B-LT).
 * **Errors versus verdicts.** Input that is not a signed PDF we could judge raises
   :class:`~eseal.errors.InvalidInput`: empty (``PDF_EMPTY``), no ``%PDF-`` header
-  (``PDF_NOT_PDF``), encrypted (``PDF_ENCRYPTED``), and unreadable structure — truncated
-  (``PDF_TRUNCATED``) or broken xref (``PDF_BROKEN_XREF``) — or no signature at all
-  (``PDF_NO_SIGNATURE``). But once the bytes carry a signature dictionary (a ``/ByteRange``),
-  damage is tampering evidence: the same structural failures produce a report with verdict
-  *invalid* and the same codes as findings, so a sealed file cut short or with a mangled xref
-  is "invalid", not "not a PDF".
+  (``PDF_NOT_PDF``), unreadable structure — truncated (``PDF_TRUNCATED``: no
+  ``startxref``/``%%EOF`` in the last KB) or broken xref (``PDF_BROKEN_XREF``) — or no
+  signature at all (``PDF_NO_SIGNATURE``). Encrypted documents (``PDF_ENCRYPTED``) are always
+  refused, signed or not: their signatures cannot be checked without the password. But once
+  the bytes carry a signature dictionary (a ``/ByteRange``), damage is tampering evidence:
+  the same structural failures produce a report with verdict *invalid* and the same codes
+  as findings, so a sealed file cut short or with a mangled xref is "invalid", not "not a
+  PDF". A signature dictionary that no signature field leads to (``UNATTACHED_SIGNATURE``)
+  and an empty signature field added after sealing (``UNSIGNED_FIELD_ADDED``, its widget
+  could paint over the page) are invalid too.
+* **What may change after a seal.** Later signatures (new signature fields and their
+  widgets), DSS/VRI, document timestamps and the XMP metadata stream. Not the /Info
+  dictionary, form field values, annotations, page content, fonts, optional-content
+  settings or the catalog (pyHanko's default policy accepts the first three).
+* **Certificates in the file** (CMS certificate set, DSS) only help build paths; self-issued
+  ones are ignored, trust anchors come from the caller only.
 * **Trailing bytes.** The file must end at the last ``%%EOF`` followed by at most one
   end-of-line (``LF``, ``CRLF`` or ``CR``); anything else after it is ``TRAILING_BYTES``.
 * **Levels.** B-B: a valid CMS signature; B-T: plus a signature timestamp that validates;
   B-LT: plus revocation data in the file (DSS or adbe-revocationInfoArchival) that proves the
   status at signing time of the signer's and the timestamp authority's chains; B-LTA: plus a
   valid document timestamp added after the signature.
+
+Cost: a 50,000-page file sealed in one revision verifies in about 0.2 s; when revisions follow
+a seal, pyHanko's difference analysis reads every object of the sealed revision once per such
+seal (about 15 s and 750 MB for 50,000 pages on the reference machine), so a service should
+bound upload size and concurrent verifications.
 """
 
 from __future__ import annotations
@@ -65,11 +85,10 @@ import hashlib
 import logging
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any, Literal, TypeVar
 
-from asn1crypto import cms as asn1_cms
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import pdf as asn1_pdf
@@ -102,12 +121,18 @@ from pyhanko.sign.validation import (
     async_validate_pdf_timestamp,
 )
 from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.errors import NoDSSFoundError
 from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
 from pyhanko_certvalidator.path import ValidationPath
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
 
 from eseal import clock
 from eseal.ca.oids import ORGANIZATION_IDENTIFIER, POLICY_ENTERPRISE_SEAL, PROFILE_BY_POLICY
@@ -221,7 +246,12 @@ async def async_verify_pdf(data: bytes, *, trust_roots: Sequence[x509.Certificat
     if not roots:
         raise InvalidInput("NO_TRUST_ROOTS", "at least one trust root is required",
                            "至少需要一个信任锚证书", field="trust_roots")
+    if not all(isinstance(r, x509.Certificate) for r in roots):
+        raise InvalidInput("BAD_TRUST_ROOT", "trust roots must be X.509 certificates",
+                           "信任锚必须是 X.509 证书", field="trust_roots")
     moment = now or clock.now()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return await _Verifier(data, roots, moment, allow_fetching).run()
 
 
@@ -536,6 +566,9 @@ class _Verifier:
 
         fields = self._signature_fields()
         if fields is None:
+            if not tokens:
+                raise InvalidInput("PDF_BROKEN_FORM", self.problems[-1].message,
+                                   self.problems[-1].message_zh, field="data")
             return self._report([], total)
         if not fields and not tokens:
             raise InvalidInput("PDF_NO_SIGNATURE", "the document carries no signature",
@@ -605,18 +638,42 @@ class _Verifier:
         assert self.reader is not None
         try:
             dss = DocumentSecurityStore.read_dss(self.reader)
-        except Exception:
-            return
-        try:
             self.extra_certs.extend(dss.load_certs())
-            for ref in dss.crls:
-                self.pool.crls.append(ref.get_object().data)
-            for ref in dss.ocsps:
-                self.pool.ocsps.append(ref.get_object().data)
-        except Exception as exc:
+            crls = [ref.get_object().data for ref in dss.crls]
+            ocsps = [ref.get_object().data for ref in dss.ocsps]
+        except NoDSSFoundError:
+            return
+        except Exception as exc:  # its data cannot serve as evidence; revocation may be unknown
             self.problems.append(finding("DSS_MALFORMED",
                                          f"the document security store cannot be read: {exc}",
-                                         "无法读取文档安全存储（DSS）"))
+                                         "无法读取文档安全存储（DSS）", "indeterminate"))
+            return
+        self.pool.crls, self.pool.ocsps = self._usable(crls, ocsps)
+
+    def _usable(self, crls: list[bytes], ocsps: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+        """Keep the CRLs and OCSP responses that parse as strict DER. Anyone can append to
+        the DSS; garbage there must not crash path validation (and make a good seal look
+        invalid) — it is skipped and mentioned."""
+        good_crls, good_ocsps, dropped = [], [], 0
+        for der in crls:
+            try:
+                x509.load_der_x509_crl(der)
+                asn1_crl.CertificateList.load(der).native  # noqa: B018 - force a full parse
+                good_crls.append(der)
+            except Exception:
+                dropped += 1
+        for der in ocsps:
+            try:
+                crypto_ocsp.load_der_ocsp_response(der)
+                asn1_ocsp.OCSPResponse.load(der).native  # noqa: B018 - force a full parse
+                good_ocsps.append(der)
+            except Exception:
+                dropped += 1
+        if dropped:
+            self.problems.append(finding(
+                "REVOCATION_DATA_UNUSABLE", f"{dropped} unreadable CRL/OCSP item(s) ignored",
+                f"已忽略 {dropped} 项无法解析的吊销数据", "info"))
+        return good_crls, good_ocsps
 
     def _document_checks(self, checks: list[_SigCheck], tokens: list[int]) -> None:
         assert self.reader is not None
@@ -755,12 +812,22 @@ class _Verifier:
     def _vc(self, certs: list[asn1_x509.Certificate], moment: datetime | None, mode: str,
             crls: list[bytes], ocsps: list[bytes], retroactive: bool = False,
             fetch: bool = False) -> ValidationContext:
+        """A pyHanko validation context on the caller's roots only. ``mode="require"``: the
+        signer's certificate must have revocation data; a CA certificate must if it names a
+        CRL distribution point or OCSP responder (one that names none can only be revoked
+        on its issuer's CRL, which our own evidence scan reads anyway)."""
+        policy = None
+        if mode == "require":
+            policy = CertRevTrustPolicy(RevocationCheckingPolicy(
+                ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+                intermediate_ca_cert_rule=RevocationCheckingRule.CHECK_IF_DECLARED),
+                retroactive_revinfo=retroactive)
         return ValidationContext(
             trust_roots=self.asn1_roots, other_certs=certs, moment=moment,
             crls=[asn1_crl.CertificateList.load(c) for c in crls],
             ocsps=[asn1_ocsp.OCSPResponse.load(o) for o in ocsps],
-            revocation_mode=mode, allow_fetching=fetch, retroactive_revinfo=retroactive,
-            time_tolerance=_TOLERANCE)
+            revocation_mode=mode if policy is None else "soft-fail", revinfo_policy=policy,
+            allow_fetching=fetch, retroactive_revinfo=retroactive, time_tolerance=_TOLERANCE)
 
     async def _chain(self, cert: asn1_x509.Certificate, certs: list[asn1_x509.Certificate],
                      moment: datetime) -> tuple[ValidationPath | None, Exception | None]:
@@ -828,7 +895,7 @@ class _Verifier:
         signer = _to_crypto(signer_asn1)
         check.signer = _identity(signer)
         certs = self._certs_for(emb)
-        arch_crls, arch_ocsps = self._archival_revinfo(emb)
+        arch_crls, arch_ocsps = self._usable(*self._archival_revinfo(emb))
         crls = self.pool.crls + arch_crls
         ocsps = self.pool.ocsps + arch_ocsps
 
@@ -1072,6 +1139,3 @@ class _Verifier:
             check.add("SIGNING_TIME_IN_FUTURE", "the document timestamp is in the future",
                       "文档时间戳晚于验证时间", "indeterminate")
 
-
-# keep asn1crypto's cms module referenced for type checkers reading signer_info
-_ = asn1_cms
