@@ -68,6 +68,7 @@ __all__ = [
     "asn1_cert",
     "crl_der",
     "last_startxref",
+    "linearized_layout",
     "make_crl",
     "make_ocsp_response",
     "make_pdf",
@@ -392,6 +393,64 @@ class PdfBuilder:
         trailer += " /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>] >>"
         out += f"trailer\n{trailer}\nstartxref\n{xref_at}\n%%EOF\n".encode()
         return bytes(out)
+
+
+def linearized_layout(data: bytes) -> bytes:
+    """Re-lay a single-revision classic-xref PDF (from :class:`PdfBuilder`) the way a
+    linearizer does: a linearization dictionary and a first-page xref section at the top
+    whose trailer says ``startxref 0`` and points forward (/Prev) to the main xref section at
+    the end, which the final ``startxref`` does *not* name. Hint tables are left out: this is
+    about the cross-reference layout verifiers must cope with, not about fast web view."""
+    offsets = xref_entries(data)
+    bodies: dict[int, bytes] = {}
+    for num, off in offsets.items():
+        start = data.index(b"obj", off) + 3
+        bodies[num] = data[start:data.index(b"\nendobj", start)].strip()
+    trailer = _trailer_entries(data)
+    root_body = bodies[int(trailer["Root"].split()[0])]
+    pages_ref = re.search(rb"/Pages\s+(\d+)", root_body)
+    count = re.search(rb"/Count\s+(\d+)", bodies[int(pages_ref.group(1))]) if pages_ref else None
+    pages = int(count.group(1)) if count else 1
+    lin = max(bodies) + 1
+    split = (lin + 1) // 2  # objects split..lin in the first-page section, 1..split-1 in main
+    first_ids = [n for n in sorted(bodies) if n >= split]
+    main_ids = [n for n in sorted(bodies) if n < split]
+
+    def render(main_xref: int, first_xref: int, total_len: int) -> tuple[bytes, int, int]:
+        out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+        pos: dict[int, int] = {lin: len(out)}
+        # /T: the white-space before the main section's first entry (ISO 32000-1 F.2.2)
+        main_entries = main_xref + len(f"xref\n0 {split}") if main_xref else 0
+        out += (f"{lin} 0 obj\n<< /Linearized 1 /L {total_len:010d} /N {pages} "
+                f"/T {main_entries:010d} >>\nendobj\n").encode()
+        first_at = len(out)
+        rows = [(lin, None)] + [(n, None) for n in first_ids]
+        out += b"xref\n" + f"{split} {lin - split + 1}\n".encode()
+        out += b"".join(b"%010d 00000 n\r\n" % 0 for _ in rows)  # patched below
+        info = f" /Info {trailer['Info']}" if "Info" in trailer else ""
+        out += (f"trailer\n<< /Size {lin + 1} /Root {trailer['Root']}{info} "
+                f"/Prev {main_xref:010d} >>\nstartxref\n0\n%%EOF\n").encode()
+        for n in first_ids + main_ids:
+            pos[n] = len(out)
+            out += f"{n} 0 obj\n".encode() + bodies[n] + b"\nendobj\n"
+        main_at = len(out)
+        out += f"xref\n0 {split}\n".encode() + b"0000000000 65535 f\r\n"
+        for n in range(1, split):
+            out += (f"{pos[n]:010d} 00000 n\r\n" if n in pos
+                    else "0000000000 00000 f\r\n").encode()
+        out += f"trailer\n<< /Size {split} >>\nstartxref\n{first_at}\n%%EOF\n".encode()
+        # patch the first-page section's entries now that offsets are known
+        table = first_at + len(b"xref\n" + f"{split} {lin - split + 1}\n".encode())
+        for i, n in enumerate(range(split, lin + 1)):
+            entry = (f"{pos[n]:010d} 00000 n\r\n" if n in pos
+                     else "0000000000 00000 f\r\n").encode()
+            out[table + 20 * i:table + 20 * (i + 1)] = entry
+        return bytes(out), main_at, first_at
+
+    first_pass, main_at, first_at = render(0, 0, 0)
+    final, main_at2, _ = render(main_at, first_at, len(first_pass))
+    assert main_at2 == main_at and len(final) == len(first_pass)
+    return final
 
 
 @dataclass(frozen=True)

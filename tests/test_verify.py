@@ -26,6 +26,7 @@ from pdfkit import (
     add_doc_timestamp,
     add_dss,
     append_update,
+    linearized_layout,
     make_ocsp_response,
     make_pdf,
     make_pki,
@@ -162,9 +163,11 @@ def test_two_seals_one_after_the_other_are_both_valid(pki: TestPki, lt_seal: byt
     assert {first.pades_level, later.pades_level} == {"B-LT"}
 
 
-def test_seal_on_a_pdf_with_xref_streams_and_object_streams_is_valid(pki: TestPki,
-                                                                      doc: SamplePdf) -> None:
-    base = rewrite_pdf(doc.data, xref_stream=True)
+@pytest.mark.parametrize("layout", ["xref-stream", "linearized"])
+def test_seal_on_other_file_layouts_is_valid(pki: TestPki, doc: SamplePdf, layout: str) -> None:
+    """Xref streams with object streams (pyHanko's writer), and a linearized original whose
+    two xref sections point at each other out of file order."""
+    base = rewrite_pdf(doc.data) if layout == "xref-stream" else linearized_layout(doc.data)
     data = seal_pdf(base, pki.seal, pki, timestamp=True, embed_validation_info=True,
                     dss_in_signed_revision=True)
     data = add_doc_timestamp(data, pki)

@@ -98,11 +98,16 @@ def revision_spans(data: bytes, reader: PdfFileReader) -> tuple[list[RevisionSpa
                                                                   list[Finding]]:
     """Locate every revision's end and check the file ends exactly at the last one.
 
+    A linearized original is two xref sections that together form one revision: the
+    first-page section near the top (its trailer says ``startxref 0`` and its /Prev points
+    forward) and the main section at the end, whose ``startxref`` names the first-page
+    section. Both get the span of the original file.
+
     Raises :class:`StructureError` if a revision's ``startxref``/``%%EOF`` cannot be found
     where its xref section ends (the revision layout is then unknown).
     """
     xrefs = reader.xrefs
-    spans: list[RevisionSpan] = []
+    tails: list[tuple[int, int, int]] = []  # (declared startxref, number in tail, eof end)
     for rev in range(xrefs.total_revisions):
         meta = xrefs.get_xref_container_info(rev)
         if meta.xref_section_type not in (XRefSectionType.STANDARD, XRefSectionType.STREAM):
@@ -118,21 +123,31 @@ def revision_spans(data: bytes, reader: PdfFileReader) -> tuple[list[RevisionSpa
                 f"revision {rev + 1}: startxref {meta.declared_startxref} does not point at its "
                 f"cross-reference section ({meta.start_location})",
                 f"第 {rev + 1} 版的 startxref 未指向其交叉引用表"))
-        tail = _TABLE_TAIL if table else _STREAM_TAIL
-        m = tail.match(data, meta.end_location)
-        if m is None or int(m.group(1)) != meta.declared_startxref:
+        m = (_TABLE_TAIL if table else _STREAM_TAIL).match(data, meta.end_location)
+        if m is None:
             raise StructureError(finding(
                 "PDF_BROKEN_XREF",
-                f"revision {rev + 1}: no 'startxref {meta.declared_startxref} %%EOF' right "
-                f"after its cross-reference section",
-                f"第 {rev + 1} 版交叉引用表之后缺少对应的 startxref/%%EOF"))
-        eof_end = m.end()
+                f"revision {rev + 1}: no 'startxref ... %%EOF' right after its "
+                "cross-reference section",
+                f"第 {rev + 1} 版交叉引用表之后缺少 startxref/%%EOF"))
+        tails.append((meta.declared_startxref, int(m.group(1)), m.end()))
+
+    linearized = (len(tails) >= 2 and tails[1][1] == 0 and tails[0][1] == tails[1][0]
+                  and tails[1][0] < tails[0][0])
+    spans: list[RevisionSpan] = []
+    for rev, (declared, named, eof_end) in enumerate(tails):
+        if linearized and rev < 2:
+            declared, named, eof_end = tails[1][0], tails[1][0], tails[0][2]
+        if named != declared:
+            raise StructureError(finding(
+                "PDF_BROKEN_XREF",
+                f"revision {rev + 1}: its trailer says 'startxref {named}', not {declared}",
+                f"第 {rev + 1} 版的 startxref 与其交叉引用表位置不符"))
         eol = _EOL.match(data, eof_end)
-        spans.append(RevisionSpan(rev, meta.declared_startxref, eof_end,
-                                  eol.end() if eol else eof_end))
+        spans.append(RevisionSpan(rev, declared, eof_end, eol.end() if eol else eof_end))
     problems: list[Finding] = []
     for prev, cur in itertools.pairwise(spans):
-        if cur.xref_start < prev.end:
+        if cur.xref_start < prev.end and not (linearized and cur.index == 1):
             problems.append(finding(
                 "PDF_REVISION_ORDER",
                 f"revision {cur.index + 1} does not follow revision {prev.index + 1} in the file",
