@@ -748,7 +748,8 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
                  x509.CertificateRevocationList] = (),
              embed_validation_info: bool = False, lta: bool = False,
              visible: bool = False, subfilter: str = "pades",
-             reason: str | None = "电子签章", dss_in_signed_revision: bool = False) -> bytes:
+             reason: str | None = "电子签章", dss_in_signed_revision: bool = False,
+             certify: int | None = None) -> bytes:
     """Seal ``data`` with pyHanko as an incremental update.
 
     ``timestamp`` adds a signature timestamp from the test TSA (``True`` = now, or a fixed
@@ -758,11 +759,12 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
     ``dss_in_signed_revision``, as eseal's own signer does); ``lta`` then adds a document
     timestamp. ``dss_crls`` *without* ``embed_validation_info`` appends a DSS update with
     exactly those CRLs after signing, with no pre-signing check (so revoked or held
-    certificates can be "sealed" for tests).
+    certificates can be "sealed" for tests). ``certify`` makes it a certification signature
+    with that DocMDP permission level (1 = no changes, 2 = form filling and signing).
     """
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
-    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
     from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
     from pyhanko_certvalidator import ValidationContext
     from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -786,7 +788,8 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
         subfilter=SigSeedSubFilter.PADES if subfilter == "pades"
         else SigSeedSubFilter.ADOBE_PKCS7_DETACHED,
         embed_validation_info=embed_validation_info, validation_context=vc,
-        use_pades_lta=lta, dss_settings=dss_settings)
+        use_pades_lta=lta, dss_settings=dss_settings, certify=certify is not None,
+        docmdp_permissions=MDPPerm(certify or 2))
     tsa = None
     if timestamp:
         tsa = timestamper(pki, timestamp if isinstance(timestamp, datetime) else None)

@@ -163,6 +163,29 @@ def test_two_seals_one_after_the_other_are_both_valid(pki: TestPki, lt_seal: byt
     assert {first.pades_level, later.pades_level} == {"B-LT"}
 
 
+def test_certification_seal_forbids_what_its_docmdp_level_forbids(
+        pki: TestPki, doc: SamplePdf, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A certification seal with /P 2 accepts a later seal; with /P 1 it does not (pyHanko's
+    signer refuses to add one, an attacker's tool would not: we switch that check off)."""
+    from pyhanko.sign.signers.pdf_signer import PdfSigner
+
+    def second(first: bytes) -> bytes:
+        return seal_pdf(first, pki.seal, pki, field_name="Seal2", timestamp=True,
+                        embed_validation_info=True, dss_in_signed_revision=True)
+
+    def certified(level: int) -> bytes:
+        return seal_pdf(doc.data, pki.seal, pki, timestamp=True, embed_validation_info=True,
+                        dss_in_signed_revision=True, certify=level)
+
+    assert verify(second(certified(2)), pki).verdict == "valid"
+    locked = certified(1)
+    assert verify(add_doc_timestamp(locked, pki), pki).verdict == "valid"  # LTA is allowed
+    monkeypatch.setattr(PdfSigner, "_enforce_certification_constraints", lambda *a: None)
+    report = verify(second(locked), pki)
+    assert report.verdict == "invalid" and "DOCMDP_VIOLATED" in codes(report)
+    assert [s.verdict for s in report.seals] == ["invalid", "valid"]
+
+
 @pytest.mark.parametrize("layout", ["xref-stream", "linearized"])
 def test_seal_on_other_file_layouts_is_valid(pki: TestPki, doc: SamplePdf, layout: str) -> None:
     """Xref streams with object streams (pyHanko's writer), and a linearized original whose

@@ -916,6 +916,13 @@ class _Verifier:
             key_usage_settings=KeyUsageConstraints(key_usage=set()))
         self._integrity(check, status.intact, status.valid, status.md_algorithm)
         self._modifications(check, status.coverage, status.diff_result)
+        if status.docmdp_ok is False and check.changes.status == "allowed":
+            check.changes = Changes("disallowed", "forbidden by the certification (DocMDP)")
+            check.add("DOCMDP_VIOLATED",
+                      f"this certification seal permits changes up to level "
+                      f"{emb.docmdp_level.name if emb.docmdp_level else '?'}; later revisions "
+                      "go beyond that",
+                      "该认证签章（DocMDP）禁止的修改在签章后发生")
 
         # profile: only a seal certificate seals
         if check.signer.profile != "seal":
