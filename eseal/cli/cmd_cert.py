@@ -15,7 +15,7 @@ from eseal.errors import InvalidInput
 
 @click.group("cert")
 def command() -> None:
-    """Enterprise certificates: issue, list, show, renew, freeze, revoke."""
+    """Enterprise certificates: issue, list, show, renew, freeze, unfreeze, revoke."""
 
 
 @command.command("issue")
@@ -100,3 +100,116 @@ def show(home: str | None, serial: str, as_json: bool, as_pem: bool) -> None:
         if value is not None:
             click.echo(f"{key:<18} {value}")
 
+
+
+# --- lifecycle: renew, freeze, unfreeze, revoke, revoke-all ------------------------------------
+def _refusal_lines(refused: list[dict[str, Any]]) -> None:
+    for item in refused:
+        click.echo(f"error {item['code']} [{item['serial']}]: {item['message']} / "
+                   f"{item['message_zh']}", err=True)
+
+
+@command.command("renew")
+@home_option
+@click.argument("serials", nargs=-1)
+@click.option("--expiring-within", "within", type=click.IntRange(min=0), default=None,
+              metavar="DAYS", help="renew every certificate expiring within DAYS days "
+              "(and those expired less than the grace period ago)")
+def renew(home: str | None, serials: tuple[str, ...], within: int | None) -> None:
+    """Renew certificates with their own keys; prints a JSON summary.
+
+    Inside the window (from 90 days before expiry) the remaining time carries over; in the
+    grace period after expiry the new certificate runs one year from now. Idempotent: a
+    certificate already renewed is skipped. Exit status 1 if any was refused.
+    """
+    import sys
+
+    from eseal.ca import lifecycle
+
+    if not serials and within is None:
+        raise InvalidInput("NOTHING_TO_RENEW", "give SERIAL... or --expiring-within DAYS",
+                           "请给出序列号或 --expiring-within 天数", field="serials")
+    with authority(home) as auth:
+        todo = list(serials)
+        if within is not None:
+            todo += lifecycle.expiring(auth, within)
+        actor = cli_actor()
+        if sys.stderr.isatty() and todo:
+            with click.progressbar(length=len(todo), label="renewing", file=sys.stderr) as bar:
+                summary = lifecycle.renew_many(auth, todo, actor=actor,
+                                               progress=lambda: bar.update(1))
+        else:
+            summary = lifecycle.renew_many(auth, todo, actor=actor)
+    result = summary.to_dict()
+    echo_json(result)
+    if result["refused"]:
+        _refusal_lines(result["refused"])
+        raise SystemExit(1)
+
+
+def _status_line(change: Any) -> None:
+    echo_json(change.to_dict())
+
+
+@command.command("freeze")
+@home_option
+@click.argument("serial")
+def freeze(home: str | None, serial: str) -> None:
+    """Freeze a certificate (certificateHold): it fails at once, and may be unfrozen."""
+    from eseal.ca import lifecycle
+
+    with authority(home) as auth:
+        _status_line(lifecycle.freeze(auth, serial, actor=cli_actor()))
+
+
+@command.command("unfreeze")
+@home_option
+@click.argument("serial")
+def unfreeze(home: str | None, serial: str) -> None:
+    """Unfreeze a certificate: it leaves the full CRL; its freeze window stays recorded."""
+    from eseal.ca import lifecycle
+
+    with authority(home) as auth:
+        _status_line(lifecycle.unfreeze(auth, serial, actor=cli_actor()))
+
+
+def _reason_help() -> str:
+    return ("RFC 5280 reason: unspecified, keyCompromise, cACompromise, affiliationChanged, "
+            "superseded, cessationOfOperation, privilegeWithdrawn, aACompromise")
+
+
+@command.command("revoke")
+@home_option
+@click.argument("serial")
+@click.option("--reason", required=True, help=_reason_help())
+@click.option("--invalidity-date", default=None, metavar="TIME",
+              help="ISO 8601 time the key was known or suspected compromised")
+def revoke(home: str | None, serial: str, reason: str, invalidity_date: str | None) -> None:
+    """Revoke a certificate (a frozen one too); effective at once, CRLs re-issued."""
+    from eseal.ca import lifecycle
+    from eseal.clock import parse_time
+    from eseal.errors import EsealError
+
+    when = None
+    if invalidity_date is not None:
+        try:
+            when = parse_time(invalidity_date, field="invalidity_date")
+        except EsealError as exc:
+            raise InvalidInput("INVALIDITY_DATE_INVALID", exc.message, exc.message_zh,
+                               field="invalidity_date") from exc
+    with authority(home) as auth:
+        _status_line(lifecycle.revoke(auth, serial, reason=reason, actor=cli_actor(),
+                                      invalidity_date=when))
+
+
+@command.command("revoke-all")
+@home_option
+@click.option("--enterprise", "uscc", required=True, help="unified social credit code")
+@click.option("--reason", required=True, help=_reason_help())
+def revoke_all(home: str | None, uscc: str, reason: str) -> None:
+    """Revoke every certificate of one enterprise that is not revoked yet."""
+    from eseal.ca import lifecycle
+
+    with authority(home) as auth:
+        changed = lifecycle.revoke_all(auth, uscc, reason=reason, actor=cli_actor())
+    echo_json({"enterprise": uscc, "reason": reason, "revoked": [c.serial for c in changed]})
