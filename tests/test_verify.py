@@ -44,6 +44,13 @@ KC = x509.ReasonFlags.key_compromise
 HOLD = x509.ReasonFlags.certificate_hold
 
 
+@pytest.fixture(autouse=True)
+def _real_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sealed files are made at the real time (pyHanko's signer reads the system clock),
+    so the verifier's default "now" must be real too."""
+    monkeypatch.delenv("ESEAL_NOW", raising=False)
+
+
 @pytest.fixture(scope="module")
 def crl_server() -> Iterator[CrlServer]:
     with CrlServer() as server:
