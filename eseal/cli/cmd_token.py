@@ -1,7 +1,9 @@
 """``eseal token``: provision, enroll, inspect, re-PIN and unblock USB-Keys.
 
 Token commands use the PKCS#11 module and the SoftHSM configuration of the eseal home
-(``ESEAL_HOME``) unless ``--module`` or ``SOFTHSM2_CONF`` say otherwise. PINs come from an
+(``ESEAL_HOME``) unless ``--module`` or ``SOFTHSM2_CONF`` say otherwise. ``rekey`` replaces a
+holder's key with a new one on the token (``rekey_on_token``: the client side of
+``eseal.ca.lifecycle.rekey``). PINs come from an
 option, from lines of stdin (``--pin-stdin``) or from a hidden prompt on a terminal; they are
 never printed or logged. Commands that need the authority (enrolling, refreshing, keeping and
 using SO PINs) open the home's CA; ``status`` and ``change-pin`` work on any token.
@@ -14,16 +16,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
+from cryptography import x509
 
 from eseal.cli.common import cli_actor, echo_json, home_option
-from eseal.errors import InvalidInput
+from eseal.errors import InvalidInput, TokenError
 from eseal.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from eseal.ca.authority import Authority
+    from eseal.token.client import UsbKey
     from eseal.token.pin import PinPolicy
 
 module_option = click.option(
@@ -103,7 +107,7 @@ def _authority(settings: Settings) -> Iterator[Authority]:
 
 @click.group("token")
 def command() -> None:
-    """USB-Keys (PKCS#11 tokens): provision, enroll, status, change-pin, unblock."""
+    """USB-Keys (PKCS#11 tokens): provision, enroll, status, change-pin, unblock, rekey."""
 
 
 # --- init -------------------------------------------------------------------------------------
@@ -165,32 +169,63 @@ def init_cmd(home: str | None, module: str | None, label: str, pin: str | None,
     click.echo(f"token {label!r} provisioned; SO PIN {how}, encrypted, by the CA")
 
 
-# --- enroll -----------------------------------------------------------------------------------
+# --- enroll ---------------------------------------------------------------------------------
 @command.command("enroll")
 @home_option
 @module_option
 @label_option
 @click.option("--pin", default=None, help="the token's user PIN")
 @pin_stdin_option
-@click.option("--enterprise", "uscc", required=True,
+@click.option("--enterprise", "uscc", default=None,
               help="the enterprise's unified social credit code (18 characters)")
-@click.option("--role", type=click.Choice(["legal_rep", "agent"]), required=True,
+@click.option("--role", type=click.Choice(["legal_rep", "agent"]), default=None,
               help="legal_rep gets a login and a seal key; agent a login key")
-@click.option("--holder", required=True, help="the holder's name as registered")
+@click.option("--holder", default=None, help="the holder's name as registered")
+@click.option("--server", default=None,
+              help="enroll through this eseal service with an enrollment code (--code) "
+                   "instead of this home's local CA")
+@click.option("--code", default=None,
+              help="the single-use enrollment code (with --server); it fixes enterprise, "
+                   "role and holder")
 @click.option("--key-type", default="ec-p256",
               type=click.Choice(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"]),
               help="key type generated on the token")
 @actor_option
 @json_option
 def enroll_cmd(home: str | None, module: str | None, label: str, pin: str | None,
-               pin_stdin: bool, uscc: str, role: str, holder: str, key_type: str,
+               pin_stdin: bool, uscc: str | None, role: str | None, holder: str | None,
+               server: str | None, code: str | None, key_type: str,
                actor: str | None, as_json: bool) -> None:
-    """Generate keys on the token, have the local CA certify them, write the certificates.
+    """Generate keys on the token, have the CA certify them, write the certificates.
 
     The login key (both roles) and the seal key (legal representative only) are generated on
     the token and never leave it; each certificate is stored beside its key (same CKA_ID,
     same label) with the CA chain. A failure half way leaves nothing behind.
+
+    Locally (an officer at the CA's console): --enterprise, --role and --holder. From the
+    holder's own machine: --server URL --code CODE (the code says who and what).
     """
+    if server is not None or code is not None:
+        if server is None or code is None:
+            raise InvalidInput("SERVER_AND_CODE", "--server and --code go together",
+                               "--server 与 --code 须同时给出",
+                               field="code" if code is None else "server")
+        if uscc or role or holder:
+            raise InvalidInput("CODE_FIXES_HOLDER",
+                               "with --code the enrollment code fixes enterprise, role and "
+                               "holder: drop --enterprise/--role/--holder",
+                               "使用开通码时企业、角色与持有人由开通码确定，请勿另行指定",
+                               field="code")
+        _enroll_remote(home, module, label, pin, pin_stdin, server, code, key_type, as_json)
+        return
+    missing = [name for name, value in (("--enterprise", uscc), ("--role", role),
+                                        ("--holder", holder)) if not value]
+    if missing:
+        raise InvalidInput("ENROLL_OPTIONS_MISSING",
+                           f"give {', '.join(missing)} (or --server and --code)",
+                           f"缺少 {', '.join(missing)}（或使用 --server 与 --code）",
+                           field=missing[0].lstrip("-"))
+    assert uscc is not None and role is not None and holder is not None
     from eseal.ca.enrollment import enroll_on_token
 
     settings = _settings(home, module)
@@ -206,6 +241,26 @@ def enroll_cmd(home: str | None, module: str | None, label: str, pin: str | None
     for purpose, issued in result.issued.items():
         click.echo(f"  {purpose:5} certificate {issued.serial}  "
                    f"until {issued.certificate.not_valid_after_utc:%Y-%m-%d}")
+
+
+def _enroll_remote(home: str | None, module: str | None, label: str, pin: str | None,
+                   pin_stdin: bool, server: str, code: str, key_type: str,
+                   as_json: bool) -> None:
+    """``--server --code``: keys made on this machine's token, certified by the service."""
+    from eseal.client import EsealClient
+
+    _settings(home, module)
+    user_pin = _Secrets(pin_stdin).get(pin, prompt="PIN", field="pin")
+    with EsealClient(server) as client:
+        result = client.enroll_token(code=code, label=label, pin=user_pin,
+                                     key_spec=key_type)  # type: ignore[arg-type]
+    if as_json:
+        echo_json({k: v for k, v in result.items() if k != "chain"})
+        return
+    where = f"{result['enterprise']}, " if result.get("enterprise") else ""
+    click.echo(f"token {label!r} enrolled ({where}{result['role']}, {result['holder']})")
+    for purpose, item in result["certificates"].items():
+        click.echo(f"  {purpose:5} certificate {item['serial']}  until {item['not_after'][:10]}")
 
 
 # --- refresh ----------------------------------------------------------------------------------
@@ -344,3 +399,203 @@ def list_cmd(home: str | None, module: str | None, as_json: bool) -> None:
         return
     for label in labels:
         click.echo(label)
+
+
+# --- rekey ------------------------------------------------------------------------------------
+class RekeyCa(Protocol):
+    """What the re-key client needs from the CA: the local authority now, HTTP later."""
+
+    def current(self, key_id_hex: str, purpose: str) -> x509.Certificate | None:
+        """The CA's current certificate for a key (not renewed away, not revoked)."""
+
+    def rekey(self, old_serial: str, csr_pem: bytes, proof: bytes) -> x509.Certificate:
+        """Certify the CSR's key on the strength of the old key's proof."""
+
+    def confirm(self, new_serial: str) -> None:
+        """The new certificate is on the token: supersede the old key's certificates."""
+
+    def pending(self, serial: str) -> bool:
+        """True while ``serial`` came from a re-key not confirmed yet."""
+
+
+class LocalRekeyCa:
+    """``RekeyCa`` on the local authority (the ``--server`` variant comes with the API)."""
+
+    def __init__(self, auth: Authority, actor: str) -> None:
+        self.auth, self.actor = auth, actor
+
+    def current(self, key_id_hex: str, purpose: str) -> x509.Certificate | None:
+        rows = [r for r in self.auth.certificates_for_key(key_id_hex) if r.profile == purpose]
+        return x509.load_der_x509_certificate(rows[0].der) if rows else None
+
+    def rekey(self, old_serial: str, csr_pem: bytes, proof: bytes) -> x509.Certificate:
+        from eseal.ca import lifecycle
+
+        return lifecycle.rekey(self.auth, old_serial, csr_pem, proof, self.actor).certificate
+
+    def confirm(self, new_serial: str) -> None:
+        from eseal.ca import lifecycle
+
+        lifecycle.confirm_rekey(self.auth, new_serial, self.actor)
+
+    def pending(self, serial: str) -> bool:
+        from eseal.ca import lifecycle
+
+        return lifecycle.rekey_pending(self.auth, serial)
+
+
+def _serial_of(cert: x509.Certificate) -> str:
+    return format(cert.serial_number, "x")
+
+
+def _rekey_result(label: str, purpose: str, old_serial: str | None, cert: x509.Certificate,
+                  resumed: bool) -> dict[str, Any]:
+    return {"label": label, "profile": purpose, "old_serial": old_serial,
+            "new_serial": _serial_of(cert), "not_after": cert.not_valid_after_utc.isoformat(),
+            "resumed": resumed}
+
+
+def rekey_on_token(usbkey: UsbKey, purpose: str, ca: RekeyCa, *,
+                   key_spec: str | None = None) -> dict[str, Any]:
+    """Replace the login or seal key on an opened (read-write) USB-Key with a new one.
+
+    1. generate the new key on the token under the key's label, 2. sign a CSR with it and
+    the re-key proof (``eseal.ca.lifecycle.rekey_digest``) with the old key, 3. have the CA
+    certify it, 4. store the new certificate beside the new key and destroy the old key and
+    its certificate, 5. tell the CA, which only then supersedes the old certificate. A
+    refusal in 2-3 destroys the new key again; a crash anywhere is finished by running the
+    command again (two keys under one label, or an unconfirmed new certificate, are
+    recognised and settled).
+    """
+    from eseal.ca.lifecycle import csr_der, rekey_digest
+    from eseal.ca.profiles import key_spec_of
+    from eseal.token import (
+        TokenECPrivateKey,
+        delete_objects,
+        generate_keypair,
+        list_keys,
+        token_private_key,
+    )
+    from eseal.token import write_certificate as store_certificate
+    from eseal.token.usbkey import KEY_LABELS, build_csr, remove_objects
+
+    if purpose not in KEY_LABELS:
+        raise InvalidInput("PURPOSE_UNKNOWN", f"unknown key purpose {purpose!r} (login or seal)",
+                           f"未知密钥用途 {purpose!r}（login 或 seal）", field="profile")
+    ts, key_label = usbkey.session, KEY_LABELS[purpose]  # type: ignore[index]
+    keys = [k for k in list_keys(ts) if k.label == key_label]
+    if not keys:
+        raise TokenError("KEY_NOT_FOUND", f"token {usbkey.label!r} holds no {purpose} key",
+                         f"USB-Key {usbkey.label!r} 上没有 {purpose} 密钥", field="profile")
+    if len(keys) > 2:
+        raise TokenError("KEY_AMBIGUOUS", f"token {usbkey.label!r} holds {len(keys)} {purpose} "
+                         "keys", f"USB-Key {usbkey.label!r} 上有多个 {purpose} 密钥",
+                         field="profile")
+    on_token = _holder_certificates(usbkey)
+    if len(keys) == 2:  # an earlier run stopped half way: finish it, or undo it
+        with_cert = [k for k in keys if k.id in on_token]
+        if len(with_cert) == 2:
+            old, new = sorted(keys, key=lambda k: on_token[k.id].not_valid_before_utc)
+            cert = on_token[new.id]
+        elif len(with_cert) == 1:
+            old = with_cert[0]
+            new = next(k for k in keys if k is not old)
+            found = ca.current(new.id_hex, purpose)
+            if found is not None:
+                store_certificate(ts, found, label=key_label, id=new.id)
+            cert = found  # type: ignore[assignment]
+        else:
+            raise TokenError("KEY_AMBIGUOUS", f"token {usbkey.label!r} holds two {purpose} keys "
+                             "and no certificate for either",
+                             f"USB-Key {usbkey.label!r} 上有两个 {purpose} 密钥且均无证书",
+                             field="profile")
+        if cert is None:  # the CA never certified the new key: drop it, start again
+            remove_objects(ts, [new.id])
+            keys = [old]
+        else:
+            delete_objects(ts, id=old.id)
+            ca.confirm(_serial_of(cert))
+            return _rekey_result(usbkey.label, purpose, None, cert, True)
+    old = keys[0]
+    installed = on_token.get(old.id)
+    if installed is not None and ca.pending(_serial_of(installed)):
+        ca.confirm(_serial_of(installed))  # installed last time, not confirmed
+        return _rekey_result(usbkey.label, purpose, None, installed, True)
+    current = ca.current(old.id_hex, purpose) or installed
+    if current is None:
+        raise TokenError("CERT_NOT_FOUND", f"no current {purpose} certificate for the key on "
+                         f"token {usbkey.label!r}",
+                         f"USB-Key {usbkey.label!r} 上的 {purpose} 密钥没有有效证书",
+                         field="profile")
+    old_serial = _serial_of(current)
+    new = generate_keypair(ts, key_spec or key_spec_of(old.public_key), key_label)  # type: ignore[arg-type]
+    try:
+        csr_pem = build_csr(ts, new, current.subject)
+        digest = rekey_digest(csr_der(csr_pem))
+        old_key = token_private_key(ts, old.id, old.public_key)
+        proof = (old_key.sign_digest(digest) if isinstance(old_key, TokenECPrivateKey)
+                 else old_key.sign_digest(digest, "sha256"))
+        cert = ca.rekey(old_serial, csr_pem, proof)
+    except BaseException:
+        remove_objects(ts, [new.id])
+        raise
+    store_certificate(ts, cert, label=key_label, id=new.id)
+    delete_objects(ts, id=old.id)
+    ca.confirm(_serial_of(cert))
+    return _rekey_result(usbkey.label, purpose, old_serial, cert, False)
+
+
+def _holder_certificates(usbkey: UsbKey) -> dict[bytes, x509.Certificate]:
+    """The newest holder (non-CA) certificate stored under each CKA_ID."""
+    from eseal.token.usbkey import is_ca_certificate, stored_certificates
+
+    found: dict[bytes, x509.Certificate] = {}
+    for stored in stored_certificates(usbkey.session):
+        if is_ca_certificate(stored.certificate):
+            continue
+        have = found.get(stored.id)
+        if have is None or stored.certificate.not_valid_before_utc > have.not_valid_before_utc:
+            found[stored.id] = stored.certificate
+    return found
+
+
+@command.command("rekey")
+@home_option
+@module_option
+@label_option
+@click.option("--pin", default=None, help="the token's user PIN")
+@pin_stdin_option
+@click.option("--profile", "purpose", type=click.Choice(["login", "seal"]), default="login",
+              show_default=True, help="which key to replace")
+@click.option("--key-type", default=None,
+              type=click.Choice(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"]),
+              help="type of the new key (default: that of the old one)")
+@actor_option
+@json_option
+def rekey_cmd(home: str | None, module: str | None, label: str, pin: str | None,
+              pin_stdin: bool, purpose: str, key_type: str | None, actor: str | None,
+              as_json: bool) -> None:
+    """Replace a key on the token: new key, CSR, proof signed by the old key, new
+    certificate installed; the old certificate is superseded only after that.
+
+    Allowed in the renewal window (from 90 days before expiry until the grace period ends)
+    and required once a key reaches the key-age limit. Run it again after an interruption.
+    """
+    from eseal.token.client import UsbKey
+
+    settings = _settings(home, module)
+    user_pin = _Secrets(pin_stdin).get(pin, prompt="PIN", field="pin")
+    with _authority(settings) as auth:
+        usbkey = UsbKey(_policy(settings).login(label, user_pin, rw=True))
+        try:
+            result = rekey_on_token(usbkey, purpose, LocalRekeyCa(auth, actor or
+                                                                  f"holder:{label}@cli"),
+                                    key_spec=key_type)
+        finally:
+            usbkey.close()
+    if as_json:
+        echo_json(result)
+        return
+    how = "finished the interrupted re-key" if result["resumed"] else "re-keyed"
+    click.echo(f"token {label!r}: {how} {purpose}; certificate {result['new_serial']} "
+               f"until {result['not_after'][:10]}")
