@@ -1,0 +1,250 @@
+"""``eseal verify`` as a relying party runs it: exit 0 valid, 1 invalid, 2 could not be judged.
+
+Seals are made against a live ``eseal serve`` (our signer through the USB-Key, and an
+independent signer: pyHanko itself, with a software key our CA certified from a CSR and our
+/tsa and CRLs); then the service is stopped and the files are verified with no service and,
+given ``--trust``, no home at all: a B-LT seal carries everything needed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from asn1crypto import keys as asn1_keys
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pdfkit import asn1_cert, make_pdf, make_pki, rewrite_pdf
+
+from eseal.ca.authority import Authority, init_home
+from eseal.ca.enrollment import enroll_on_token
+from eseal.cli import run
+from eseal.cli.cmd_sign import build_options, seal_with_usbkey
+from eseal.settings import load_settings
+from eseal.token import configure
+from eseal.token.client import UsbKey
+from eseal.token.softhsm import write_conf
+from eseal.token.usbkey import provision
+from tests.conftest import NAME_A, USCC_A, LiveServer, free_port, make_csr
+
+PIN = "4913-7720"
+
+
+@dataclass
+class Files:
+    home: Path
+    root: x509.Certificate
+    root_pem: Path
+    ours: Path          # sealed by eseal's signer (B-LT)
+    independent: Path   # sealed by pyHanko directly with a certificate of ours (B-LT)
+    work: Path
+
+
+def _independent_seal(auth: Authority, pdf: bytes, server: str) -> bytes:
+    """pyHanko's own signer, a software key, a seal certificate our CA issued from its CSR,
+    our /tsa, and the revocation data pyHanko fetches itself from the certificates' URLs."""
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+    from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    from eseal.ca.oids import ORGANIZATION_IDENTIFIER
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = make_csr(key, common_name=NAME_A, organization=NAME_A, org_id=f"NTRCN-{USCC_A}")
+    cert = auth.issue(csr, uscc=USCC_A, profile="seal", holder="张三",
+                      actor="officer:test").certificate
+    assert cert.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)[0].value.endswith(USCC_A)
+    chain = [asn1_cert(c) for c in auth.chain()]
+    signer = signers.SimpleSigner(
+        signing_cert=asn1_cert(cert),
+        signing_key=asn1_keys.PrivateKeyInfo.load(key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())),
+        cert_registry=SimpleCertificateStore.from_certs(chain))
+    root: asn1_x509.Certificate = chain[-1]
+    meta = signers.PdfSignatureMetadata(
+        field_name="ThirdParty", reason="independent signer", subfilter=SigSeedSubFilter.PADES,
+        embed_validation_info=True,
+        validation_context=ValidationContext(trust_roots=[root], allow_fetching=True,
+                                             revocation_mode="require"))
+    out = io.BytesIO()
+    signers.PdfSigner(meta, signer, timestamper=HTTPTimeStamper(f"{server}/tsa")).sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf)), output=out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
+    tmp = tmp_path_factory.mktemp("verify")
+    home = tmp / "home"
+    home.mkdir()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ESEAL_ENV", "test")
+    mp.setenv("ESEAL_HOME", str(home))
+    mp.delenv("ESEAL_NOW", raising=False)
+    mp.setenv("SOFTHSM2_CONF", str(write_conf(home / "softhsm2.conf", home / "tokens")))
+    port = free_port()
+    settings = load_settings(home, base_url=f"http://127.0.0.1:{port}")
+    configure(settings.pkcs11_module, settings.softhsm_conf_path)
+    init_home(settings)
+    server = None
+    try:
+        with Authority.open(settings) as auth:
+            auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三",
+                                     actor="officer:test")
+            provision(settings.softhsm_conf_path, "zhang", PIN, "so-pin-4913-x")
+            enroll_on_token(auth, label="zhang", pin=PIN, uscc=USCC_A, role="legal_rep",
+                            holder="张三", actor="officer:test")
+            root = auth.certificate("root")
+            server = LiveServer(home, port)
+            draft = make_pdf(pages=2).data
+            with UsbKey.open("zhang", PIN) as usbkey:
+                ours = seal_with_usbkey(draft, usbkey=usbkey, server=server.url,
+                                        options=build_options(
+                                            page=1, at=None, field_name=None, reason=None,
+                                            location=None, level="B-LT", certify=False,
+                                            size_pt=120)).sealed
+            independent = _independent_seal(auth, draft, server.url)
+    finally:
+        if server is not None:
+            server.stop()  # from here on, no service answers
+    root_pem = tmp / "root.pem"
+    root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    (tmp / "ours.pdf").write_bytes(ours)
+    (tmp / "independent.pdf").write_bytes(independent)
+    try:
+        yield Files(home, root, root_pem, tmp / "ours.pdf", tmp / "independent.pdf", tmp)
+    finally:
+        mp.undo()
+
+
+def eseal(*args: str, home: Path | str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESEAL_")
+           and k != "SOFTHSM2_CONF"}
+    env.update(ESEAL_ENV="test", ESEAL_HOME=str(home))
+    return subprocess.run([sys.executable, "-m", "eseal", *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_b_lt_seal_verifies_with_neither_a_home_nor_a_service(files: Files) -> None:
+    nowhere = files.work / "no-such-home"
+    done = eseal("verify", str(files.ours), "--trust", str(files.root_pem), home=nowhere)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Verdict 验证结论: VALID 有效" in done.stdout
+    assert "Credit code 统一社会信用代码: " + USCC_A in done.stdout
+    assert "PAdES level PAdES 级别: B-LT" in done.stdout
+    assert not nowhere.exists()  # nothing was created either
+
+    done = eseal("verify", str(files.ours), "--trust", str(files.root_pem), "--json",
+                 home=nowhere)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["verdict"], report["verdict_zh"], report["exit_code"]) == ("valid", "有效", 0)
+    (seal,) = report["signatures"]
+    assert seal["signer"]["enterprise"] == NAME_A
+    assert seal["revocation_at_signing"] == {**seal["revocation_at_signing"],
+                                             "status": "good", "source": "embedded"}
+    assert report["labels_zh"]["revocation_at_signing"] == "签章时的吊销状态"
+
+
+def test_default_trust_is_the_homes_root_and_another_root_cannot_judge(files: Files) -> None:
+    assert eseal("verify", str(files.ours), home=files.home).returncode == 0
+    stranger = files.work / "stranger.pem"
+    stranger.write_bytes(make_pki(ca_name="Other").root.pem)
+    done = eseal("verify", str(files.ours), "--trust", str(stranger), home=files.home)
+    assert done.returncode == 2, done.stdout
+    assert "CHAIN_UNTRUSTED" in done.stdout and "INDETERMINATE" in done.stdout
+
+
+def test_independent_signer_with_our_certificate_is_judged_like_our_own(
+        files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["verify", str(files.independent), "--trust", str(files.root_pem), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert run(["verify", str(files.ours), "--trust", str(files.root_pem), "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out)
+    theirs, mine = report["signatures"][0], ours["signatures"][0]
+    for key in ("verdict", "pades_level", "signing_time_source", "ades_indication"):
+        assert theirs[key] == mine[key], key
+    for key in ("enterprise", "credit_code", "profile"):
+        assert theirs["signer"][key] == mine["signer"][key], key
+    assert theirs["revocation_at_signing"]["status"] == "good"
+    assert theirs["chain"]["trusted"] is True
+
+
+def test_a_tampered_seal_is_invalid(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    data = bytearray(files.ours.read_bytes())
+    at = data.index(b"Annual report 2025")
+    data[at] ^= 0x20  # one byte of the signed page content
+    tampered = files.work / "tampered.pdf"
+    tampered.write_bytes(bytes(data))
+    code = run(["verify", str(tampered), "--trust", str(files.root_pem)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "INVALID 无效" in out
+
+
+def _broken_xref(data: bytes) -> bytes:
+    at = data.rindex(b"startxref")
+    return data[:at] + b"startxref\n12\n%%EOF\n"
+
+
+@pytest.mark.parametrize(("name", "make", "code"), [
+    ("empty", lambda: b"", "PDF_EMPTY"),
+    ("not-a-pdf", lambda: b"PK\x03\x04 a zip, not a pdf", "PDF_NOT_PDF"),
+    ("truncated", lambda: make_pdf().data[:900], "PDF_TRUNCATED"),
+    ("encrypted", lambda: rewrite_pdf(make_pdf().data, xref_stream=False,
+                                      encrypt_password="pw"), "PDF_ENCRYPTED"),
+    ("broken-xref", lambda: _broken_xref(make_pdf().data), "PDF_BROKEN_XREF"),
+    ("unsigned", lambda: make_pdf().data, "PDF_NO_SIGNATURE"),
+])
+def test_input_that_is_not_a_signed_pdf_cannot_be_judged(
+        name: str, make: object, code: str, files: Files,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = files.work / f"{name}.pdf"
+    path.write_bytes(make())  # type: ignore[operator]
+    assert run(["verify", str(path), "--trust", str(files.root_pem)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error {code} "), err
+    assert run(["verify", str(path), "--trust", str(files.root_pem), "--json"]) == 2
+    body = json.loads(capsys.readouterr().out)
+    assert body["error"]["code"] == code and body["exit_code"] == 2
+
+
+def test_fifty_thousand_pages_are_refused_quickly_as_unsigned(
+        files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    path = files.work / "big.pdf"
+    path.write_bytes(make_pdf(pages=50_000).data)
+    started = time.perf_counter()
+    assert run(["verify", str(path), "--trust", str(files.root_pem)]) == 2
+    assert time.perf_counter() - started < 20
+    assert "PDF_NO_SIGNATURE" in capsys.readouterr().err
+
+
+def test_missing_trust_and_unreadable_files_are_clear_errors(
+        files: Files, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESEAL_HOME", str(tmp_path / "nowhere"))
+    assert run(["verify", str(files.ours)]) == 2
+    assert capsys.readouterr().err.startswith("error TRUST_ROOT_REQUIRED [trust]")
+    assert run(["verify", str(tmp_path / "missing.pdf"), "--trust", str(files.root_pem)]) == 2
+    assert capsys.readouterr().err.startswith("error FILE_UNREADABLE [file]")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    assert run(["verify", str(files.ours), "--trust", str(junk)]) == 2
+    assert capsys.readouterr().err.startswith("error TRUST_NOT_A_CERTIFICATE [trust]")
+    assert not (tmp_path / "nowhere").exists()
