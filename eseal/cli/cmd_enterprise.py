@@ -49,3 +49,59 @@ def deregister(home: str | None, uscc: str) -> None:
     with authority(home) as auth:
         auth.deregister_enterprise(uscc, actor=cli_actor())
     click.echo(f"deregistered {uscc}")
+
+
+@command.command("enroll-code")
+@home_option
+@click.option("--uscc", default=None,
+              help="the enterprise (omit for CA staff: --role officer or auditor)")
+@click.option("--role", required=True,
+              type=click.Choice(["agent", "legal_rep", "officer", "auditor"]))
+@click.option("--holder", required=True, help="the holder's name as registered")
+@click.option("--server", default=None,
+              help="ask this eseal service, logged in with --token (an officer, or the "
+                   "enterprise's legal representative for agents); default: this home's CA")
+@click.option("--token", "label", default=None, help="your USB-Key's label (with --server)")
+@click.option("--pin", default=None, help="your USB-Key's PIN (or --pin-stdin, or a prompt)")
+@click.option("--pin-stdin", is_flag=True, help="read the PIN from one line of stdin")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def enroll_code(home: str | None, uscc: str | None, role: str, holder: str,
+                server: str | None, label: str | None, pin: str | None, pin_stdin: bool,
+                as_json: bool) -> None:
+    """A single-use enrollment code (shown once) for a holder to enroll their own USB-Key
+    with `eseal token enroll --server URL --code CODE`."""
+    from eseal.errors import InvalidInput
+
+    if server is None:
+        if label is not None:
+            raise InvalidInput("TOKEN_NEEDS_SERVER", "--token is for --server requests",
+                               "--token 仅用于 --server 请求", field="token")
+        from eseal.ca.accounts import create_enrollment_code
+
+        with authority(home) as auth:
+            result = create_enrollment_code(auth, role=role, holder=holder, uscc=uscc,
+                                            actor=cli_actor()).to_dict()
+    else:
+        if label is None:
+            raise InvalidInput("TOKEN_REQUIRED", "--server needs --token (your USB-Key) to log in",
+                               "使用 --server 时须以 --token 指定您的 USB-Key 登录",
+                               field="token")
+        from eseal.ca.authority import configure_tokens
+        from eseal.cli.common import read_secret, settings_for
+        from eseal.client import EsealClient
+
+        configure_tokens(settings_for(home))
+        secret = read_secret(pin, pin_stdin, "PIN")
+        with EsealClient(server) as client:
+            client.login_with_token(label, secret)
+            try:
+                result = client.enrollment_code(role=role, holder=holder, uscc=uscc)
+            finally:
+                client.logout()
+    if as_json:
+        echo_json(result)
+        return
+    where = f" of {result['enterprise']}" if result.get("enterprise") else ""
+    click.echo(f"enrollment code for {result['holder']} ({result['role']}{where}), "
+               f"valid until {result['expires_at']}, shown once:")
+    click.echo(f"  {result['code']}")

@@ -1,0 +1,80 @@
+"""Login over HTTP: ``/auth/challenge``, ``/auth/verify``, ``/auth/me``, ``/auth/logout``.
+
+The protocol and every check live in ``eseal.ca.login``; this module only moves JSON. A
+refusal before proof of possession answers 401 ``LOGIN_REFUSED`` and nothing more; after a
+valid signature it names the exact reason; a rate limit answers 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from eseal.api.deps import Principal, client_address, current_principal, get_authority, user_agent
+from eseal.ca.authority import Authority
+
+router = APIRouter(prefix="/auth", tags=["login"])
+
+
+class VerifyIn(BaseModel):
+    """The challenge fields exactly as signed, the login certificate and the signature."""
+
+    model_config = ConfigDict(extra="forbid")
+    nonce: str = Field(max_length=128, description="the challenge's nonce (base64url)")
+    origin: str = Field(max_length=512, description="the origin the client signed for")
+    purpose: str = Field(max_length=32, description='"login"')
+    issued_at: str = Field(max_length=64, description="the challenge's issued_at, as given")
+    certificate: str = Field(max_length=16384, description="login certificate, base64 DER")
+    signature: str = Field(max_length=2048, description="signature, base64")
+
+
+def _rate_limited(err: Any) -> JSONResponse:
+    return JSONResponse(status_code=err.status, content=err.to_dict(),
+                        headers={"Retry-After": str(err.retry_after)})
+
+
+@router.post("/challenge", summary="A single-use login challenge (nonce, origin, expiry)")
+def challenge(request: Request,
+              auth: Annotated[Authority, Depends(get_authority)]) -> Any:
+    from eseal.ca.login import LoginRateLimited, issue_challenge
+
+    try:
+        return issue_challenge(auth, address=client_address(request)).to_dict()
+    except LoginRateLimited as err:
+        return _rate_limited(err)
+
+
+@router.post("/verify", summary="Answer a challenge with a USB-Key signature; opens a session")
+def verify(body: VerifyIn, request: Request,
+           auth: Annotated[Authority, Depends(get_authority)]) -> Any:
+    from eseal.ca.login import LoginAnswer, LoginRateLimited, verify_login
+
+    answer = LoginAnswer(nonce=body.nonce, origin=body.origin, purpose=body.purpose,
+                         issued_at=body.issued_at, certificate=body.certificate,
+                         signature=body.signature)
+    try:
+        result = verify_login(auth, answer, address=client_address(request),
+                              user_agent=user_agent(request))
+    except LoginRateLimited as err:
+        return _rate_limited(err)
+    return result.to_dict()
+
+
+@router.get("/me", summary="The logged-in account")
+def me(principal: Annotated[Principal, Depends(current_principal)]) -> dict[str, Any]:
+    return {"account_id": principal.account_id, "role": principal.role,
+            "name": principal.name, "enterprise": principal.enterprise_uscc,
+            "certificate_serial": principal.certificate_serial,
+            "session_id": principal.session_id}
+
+
+@router.post("/logout", summary="End this session")
+def logout(principal: Annotated[Principal, Depends(current_principal)],
+           auth: Annotated[Authority, Depends(get_authority)]) -> dict[str, Any]:
+    from eseal.ca.login import logout
+
+    logout(auth, session_id=principal.session_id, actor=principal.actor)
+    return {"session_id": principal.session_id, "ended": True}
