@@ -427,6 +427,17 @@ def test_an_interrupted_rekey_is_finished_by_running_it_again(
     assert (again["new_serial"], again["resumed"]) == (installed, True)
     assert status.lookup(auth, int(issued.serial, 16)).reason == "superseded"
 
+    # Third, a year on: only the new key was made, the CA never saw it: dropped, then re-keyed.
+    at(monkeypatch, "2032-11-01T00:00:00Z")
+    with _open("li") as usbkey:
+        stray = generate_keypair(usbkey.session, "ec-p256", KEY_LABELS["login"])
+    with _open("li") as usbkey:
+        third = rekey_on_token(usbkey, "login", LocalRekeyCa(auth, "holder:test"))
+        ids = [k.id for k in list_keys(usbkey.session)]
+    assert (third["old_serial"], third["resumed"]) == (installed, False)
+    assert len(ids) == 1 and stray.id not in ids
+    assert status.lookup(auth, int(installed, 16)).reason == "superseded"
+
 
 def test_cli_token_rekey(auth: Authority, home: Path) -> None:
     old_serial, _ = _enrolled(auth, "zhao")

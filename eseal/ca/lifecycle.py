@@ -82,7 +82,9 @@ def _day(when: datetime) -> str:
 
 # --- checks shared by every operation -------------------------------------------------------
 def _load(s: Session, serial: str) -> Certificate:
-    row = s.get(Certificate, serial)
+    """The certificate for changing it (row-locked on PostgreSQL; SQLite's write
+    transaction already holds the database lock)."""
+    row = s.get(Certificate, serial, with_for_update=True)
     if row is None:
         raise NotFound("CERT_NOT_FOUND", f"no certificate with serial {serial}",
                        f"找不到序列号为 {serial} 的证书", field="serial")
@@ -285,7 +287,10 @@ def renew_one(auth: Authority, serial: str, *, actor: str) -> Renewal | Skipped:
             _check_live(current, "renewed", "续期")
             _check_enterprise(_enterprise_of(s, current), current)
             auth.store(s, draft, renewing=True)
-            s.connection().execute(_MARK_RENEWED, {"old": row.serial, "new": draft.serial})
+            marked = s.connection().execute(_MARK_RENEWED, {"old": row.serial,
+                                                            "new": draft.serial})
+            if marked.rowcount != 1:  # renewed by a concurrent transaction: drop ours
+                raise _LostRace(Skipped(row.serial, "already renewed"))
     except _LostRace as lost:
         return lost.skipped
     return Renewal(old_serial=row.serial, issued=draft.issued, terms=terms)

@@ -494,16 +494,16 @@ def rekey_on_token(usbkey: UsbKey, purpose: str, ca: RekeyCa, *,
     on_token = _holder_certificates(usbkey)
     if len(keys) == 2:  # an earlier run stopped half way: finish it, or undo it
         with_cert = [k for k in keys if k.id in on_token]
-        if len(with_cert) == 2:
+        cert: x509.Certificate | None
+        if len(with_cert) == 2:  # both certified on the token: the newer one is the new key
             old, new = sorted(keys, key=lambda k: on_token[k.id].not_valid_before_utc)
             cert = on_token[new.id]
-        elif len(with_cert) == 1:
+        elif len(with_cert) == 1:  # the new key's certificate may be waiting at the CA
             old = with_cert[0]
             new = next(k for k in keys if k is not old)
-            found = ca.current(new.id_hex, purpose)
-            if found is not None:
-                store_certificate(ts, found, label=key_label, id=new.id)
-            cert = found  # type: ignore[assignment]
+            cert = ca.current(new.id_hex, purpose)
+            if cert is not None:
+                store_certificate(ts, cert, label=key_label, id=new.id)
         else:
             raise TokenError("KEY_AMBIGUOUS", f"token {usbkey.label!r} holds two {purpose} keys "
                              "and no certificate for either",
