@@ -183,6 +183,13 @@ def twin(world: World) -> LiveServer:
 
 
 @pytest.fixture(scope="module")
+def still(world: World) -> LiveServer:
+    """A server process whose clock stands still (ESEAL_NOW fixed at its start): a rate-limit
+    block lasts exactly as long as the test needs it to, however slow the machine is."""
+    return world.start("still", now=datetime.now(UTC))
+
+
+@pytest.fixture(scope="module")
 def future(world: World) -> LiveServer:
     """A server process whose clock is 400 days ahead: every challenge issued by the first
     server is long expired there, and a one-year certificate has expired."""
@@ -483,29 +490,21 @@ def test_five_possession_proving_failures_lock_the_account_and_alert_until_an_of
 
 
 def test_a_flood_of_forged_signatures_is_rate_limited_but_never_locks_the_account(
-        world: World) -> None:
+        world: World, still: LiveServer) -> None:
     holder = world.holders["a-flood"]
-    with UsbKey.open("a-flood", PIN) as key:
-        cert = base64.b64encode(key.certificate("login").public_bytes(
-            serialization.Encoding.DER)).decode()
-    forger = ec.generate_private_key(ec.SECP256R1())
     codes: list[str] = []
     for i in range(30):  # from many addresses: only the certificate's limit applies
-        challenge = challenge_at(world.server.url, address=f"10.9.{i}.1")
-        message = login_message(nonce=challenge["nonce"], origin=world.origin,
-                                issued_at=challenge["issued_at"])
-        answer = {"nonce": challenge["nonce"], "origin": world.origin, "purpose": "login",
-                  "issued_at": challenge["issued_at"], "certificate": cert,
-                  "signature": base64.b64encode(
-                      forger.sign(message, ec.ECDSA(hashes.SHA256()))).decode()}
-        response = post_verify(world.server.url, answer, address=f"10.9.{i}.1")
+        address = f"10.9.{i}.1"
+        answer = forged_answer(world, "a-flood", challenge_at(still.url, address=address))
+        response = post_verify(still.url, answer, address=address)
         codes.append(response.json()["code"])
         if response.status_code == 429:
             assert int(response.headers["Retry-After"]) >= 1
-    assert set(codes) == {"LOGIN_REFUSED", "RATE_LIMITED"}
-    assert codes[:10] == ["LOGIN_REFUSED"] * 10 and codes[-1] == "RATE_LIMITED"
+    # ten free failures, the eleventh starts a backoff (2 s, then 4 s, ...): the clock of this
+    # server stands still, so every later forgery meets the block
+    assert codes == ["LOGIN_REFUSED"] * 11 + ["RATE_LIMITED"] * 19
     # the holder, who has the key, is not stopped by the flood on their certificate
-    assert world.login("a-flood", address="10.8.0.1").me()["name"] == holder.name
+    assert world.login("a-flood", url=still.url, address="10.8.0.1").me()["name"] == holder.name
     row = world.query("SELECT failures, locked_until FROM accounts WHERE name = :n",
                       n=holder.name)[0]
     assert (row.failures, row.locked_until) == (0, None)
@@ -514,22 +513,20 @@ def test_a_flood_of_forged_signatures_is_rate_limited_but_never_locks_the_accoun
 
 
 def test_one_address_sending_forgeries_is_slowed_down_and_only_that_address(
-        world: World) -> None:
-    with UsbKey.open("b-agent", PIN) as key:
-        cert = base64.b64encode(key.certificate("login").public_bytes(
-            serialization.Encoding.DER)).decode()
-    challenges = [challenge_at(world.server.url, address="10.7.9.9") for _ in range(14)]
+        world: World, still: LiveServer) -> None:
+    challenges = [challenge_at(still.url, address="10.7.9.9") for _ in range(14)]
     statuses = []
     for challenge in challenges:
-        answer = {"nonce": challenge["nonce"], "origin": world.origin, "purpose": "login",
-                  "issued_at": challenge["issued_at"], "certificate": cert,
-                  "signature": base64.b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode()}
-        statuses.append(post_verify(world.server.url, answer, address="10.7.0.1").status_code)
-    assert statuses[:10] == [401] * 10 and statuses[-1] == 429
-    blocked = httpx.post(f"{world.server.url}/auth/challenge",
-                         headers={"X-Forwarded-For": "10.7.0.1"})
+        answer = forged_answer(world, "b-agent", challenge)
+        statuses.append(post_verify(still.url, answer, address="10.7.0.1").status_code)
+    assert statuses == [401] * 11 + [429] * 3
+    blocked = httpx.post(f"{still.url}/auth/challenge", headers={"X-Forwarded-For": "10.7.0.1"})
     assert refusal(blocked, 429) == "RATE_LIMITED"
-    assert world.login("a-agent", address="10.7.1.1").me()["name"] == "王五"
+    # the holder of the key is blocked from that address too (it is the address that is
+    # limited), but nowhere else
+    assert refusal(post_verify(still.url, signed_answer(world, "a-agent", challenges[0]),
+                               address="10.7.0.1"), 429) == "RATE_LIMITED"
+    assert world.login("a-agent", url=still.url, address="10.7.1.1").me()["name"] == "王五"
 
 
 # --- history and notices ------------------------------------------------------------------------
