@@ -1,0 +1,61 @@
+"""Tables for filings (申报材料): the agent's draft, the sealed version, the service's receipt.
+
+A filing row carries only what is listed and queried (who, which enterprise, digests, the
+seal's certificate serial, times); the PDF bytes live in ``filing_documents`` so listing
+filings never loads documents. A filing moves ``draft`` → ``accepted`` exactly once; refused
+uploads leave no row behind (they are in the audit log). The receipt is kept as the exact
+canonical JSON that was timestamped plus the RFC 3161 token, so it can be served again byte
+for byte. Same conventions as ``eseal.store.models``: serials lowercase hex, times UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from eseal.store.models import Base, UTCDateTime
+
+FILING_STATUSES = ("draft", "accepted")
+DOCUMENT_KINDS = ("draft", "sealed")
+
+
+class Filing(Base):
+    __tablename__ = "filings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    created_by: Mapped[str] = mapped_column(Text)  # the audit actor of the agent
+    created_by_account: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    draft_sha256: Mapped[str] = mapped_column(String(64))
+    draft_size: Mapped[int] = mapped_column(BigInteger)
+    draft_pages: Mapped[int] = mapped_column(Integer)
+    sealed_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sealed_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    seal_serial: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    seal_signing_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    sealed_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class FilingDocument(Base):
+    """The bytes of a draft or of its sealed version, exactly as uploaded."""
+
+    __tablename__ = "filing_documents"
+    filing_id: Mapped[int] = mapped_column(ForeignKey("filings.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # draft|sealed
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FilingReceipt(Base):
+    """The receipt body (canonical JSON, as timestamped) and the TSA's RFC 3161 token."""
+
+    __tablename__ = "filing_receipts"
+    filing_id: Mapped[int] = mapped_column(ForeignKey("filings.id"), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    token: Mapped[bytes] = mapped_column(LargeBinary)
+    tsa_serial: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
