@@ -7,6 +7,13 @@ are never modified). The seal key is on a SoftHSM token (one real token
 signature per seal); the PKI is software and local, the TSA for B-LT is pyHanko's in-process
 ``DummyTimeStamper`` and the CRLs are handed over in memory, so no network time is counted.
 The PDFs carry incompressible image streams, like scanned filings.
+
+Verification: each B-LT sealed file is verified with ``eseal.signing.verify.verify_pdf``
+against the bench root (offline: the revocation data is in the file), as a ratio to SHA-256
+of the file, beside poppler's ``pdfsig`` on the same file in the same run (NSS database
+trusting the bench root, ``-no-ocsp``). Peak memory (max RSS) is measured in a fresh child
+process per figure: eseal verifying, eseal sealing (B-B) and pdfsig, each against a child
+that only imports the same modules and reads the file.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ AIM = "<= 3x SHA-256 of the file"
 # one) dwarfs hashing, so their aim is a latency, not a ratio.
 AIM_SMALL = "< 100 ms (fixed cost dominates)"
 PIN = "bench-1234"
+DEAD_URL = "http://127.0.0.1:9"  # the discard port: the bench never fetches
 SO_PIN = "bench-so-5678"
 
 
@@ -63,7 +71,9 @@ def _pki(seal_public_key: Any) -> dict[str, Any]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import CertificatePoliciesOID, ExtendedKeyUsageOID, NameOID
+
+    from eseal.ca.oids import DOCUMENT_SIGNING, POLICY_ENTERPRISE_SEAL
 
     now = dt.datetime.now(dt.UTC)
 
@@ -72,7 +82,7 @@ def _pki(seal_public_key: Any) -> dict[str, Any]:
                           x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
     def cert(subject: str, issuer: str, public: Any, signer: Any, ca: bool,
-             eku: list[Any] | None = None) -> x509.Certificate:
+             eku: list[Any] | None = None, seal: bool = False) -> x509.Certificate:
         builder = (
             x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
             .public_key(public).serial_number(x509.random_serial_number())
@@ -87,8 +97,17 @@ def _pki(seal_public_key: Any) -> dict[str, Any]:
                 data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
                 encipher_only=False, decipher_only=False), critical=True)
         )
+        if subject != issuer:  # NSS (pdfsig) does not trust a chain that names no CRL DP
+            url = f"{DEAD_URL}/crl/{issuer.replace(' ', '-')}.crl"
+            builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(url)], relative_name=None,
+                reasons=None, crl_issuer=None)]), critical=False)
         if eku:
-            builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=True)
+            builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=not seal)
+        if seal or ca:  # eseal's seal profile policy; CAs pass any policy down (NSS checks)
+            policy = POLICY_ENTERPRISE_SEAL if seal else CertificatePoliciesOID.ANY_POLICY
+            builder = builder.add_extension(x509.CertificatePolicies([x509.PolicyInformation(
+                policy, None)]), critical=False)
         return builder.sign(signer, hashes.SHA256())
 
     def crl(issuer: str, key: Any) -> x509.CertificateRevocationList:
@@ -104,7 +123,8 @@ def _pki(seal_public_key: Any) -> dict[str, Any]:
     tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     root = cert("bench root", "bench root", root_key.public_key(), root_key, True)
     issuing = cert("bench issuing", "bench root", issuing_key.public_key(), root_key, True)
-    seal = cert("bench seal", "bench issuing", seal_public_key, issuing_key, False)
+    seal = cert("bench seal", "bench issuing", seal_public_key, issuing_key, False,
+                [DOCUMENT_SIGNING, ExtendedKeyUsageOID.EMAIL_PROTECTION], seal=True)
     tsa = cert("bench tsa", "bench issuing", tsa_key.public_key(), issuing_key, False,
                [ExtendedKeyUsageOID.TIME_STAMPING])
     return {"root": root, "issuing": issuing, "seal": seal, "tsa": tsa, "tsa_key": tsa_key,
@@ -175,6 +195,7 @@ def run(quick: bool = False) -> list[dict]:
              ("50 MB", 50 << 20, 50, "B-B", 7), ("50 MB", 50 << 20, 50, "B-LT", 5)])
         rows: list[dict] = []
         pdfs: dict[str, bytes] = {}
+        sealed_lt: dict[str, bytes] = {}
         for label, size, pages, level, runs in cases:
             pdf = pdfs.setdefault(label, make_pdf(size, pages))
             extra = _long_term_kwargs(pki) if level == "B-LT" else {}
@@ -196,9 +217,179 @@ def run(quick: bool = False) -> list[dict]:
                 "peer_or_limit": f"SHA-256 of the file {sha_s * 1000:.1f} ms",
                 "ratio": seal_s / sha_s, "aim": AIM if size >= 50 << 20 else AIM_SMALL,
             })
+            if level == "B-LT":
+                sealed_lt[label] = seal()
+        for label, sealed in sealed_lt.items():
+            rows.extend(_verify_rows(label, sealed, pki["root"], home, 3 if quick else 5))
+        for label in dict.fromkeys(label for label, *_ in cases):
+            rows.append(_seal_memory_row(label, pdfs[label], home, conf, pki, chain))
         return rows
     finally:
         token.close()
+
+
+# -- verification and memory ---------------------------------------------------------------
+AIM_VERIFY = "no set limit; pdfsig (C, NSS) is the peer"
+_IMPORTS = "import eseal.signing.verify, eseal.signing.sign"
+
+
+# A child's ru_maxrss on Linux includes the RSS of the process it was forked from (the bench,
+# ~270 MB by then), so each figure comes from a small launcher: it forks the measured program
+# and reports that grandchild's own maximum (its floor is the launcher's ~10 MB).
+_LAUNCHER = """
+import os, subprocess, sys, time
+t = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+out = proc.stdout.read()
+_pid, status, usage = os.wait4(proc.pid, 0)
+sys.stdout.write(f"{time.perf_counter() - t} {usage.ru_maxrss} "
+                 f"{os.waitstatus_to_exitcode(status)}\\n")
+sys.stdout.write(out.decode(errors="replace"))
+"""
+
+
+def _peak(argv: list[str]) -> tuple[float, float, str]:
+    """Run ``argv`` in a fresh process: (wall seconds, its own max RSS in MB, stdout)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True,
+                          check=True, env=dict(os.environ))
+    head, _, out = done.stdout.decode().partition("\n")
+    elapsed, rss_kb, code = head.split()
+    if int(code) != 0:
+        raise RuntimeError(f"{argv[:4]} exited {code}")
+    return float(elapsed), int(rss_kb) / 1024, out
+
+
+_VERIFY_CHILD = """
+import sys, time
+from cryptography import x509
+{imports}
+data = open(sys.argv[1], 'rb').read()
+root = x509.load_pem_x509_certificate(open(sys.argv[2], 'rb').read())
+if sys.argv[3] == 'verify':
+    t = time.perf_counter()
+    report = eseal.signing.verify.verify_pdf(data, trust_roots=[root])
+    print(report.verdict, time.perf_counter() - t)
+else:
+    print('baseline', 0.0)
+""".replace("{imports}", _IMPORTS)
+
+
+def _pdfsig_db(root: Any, home: Path) -> str:
+    import subprocess
+
+    from cryptography.hazmat.primitives import serialization
+
+    db = home / "nss"
+    if not db.exists():
+        db.mkdir()
+        pem = home / "root.pem"
+        pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+        subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True,
+                       capture_output=True)
+        subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "root", "-t", "C,C,C",
+                        "-i", str(pem)], check=True, capture_output=True)
+    return f"sql:{db}"
+
+
+def _verify_rows(label: str, sealed: bytes, root: Any, home: Path, runs: int) -> list[dict]:
+    """Verification time vs SHA-256 and pdfsig, and peak memory, for one sealed file."""
+    import shutil
+
+    from cryptography.hazmat.primitives import serialization
+
+    from eseal.signing.verify import verify_pdf
+
+    path = home / f"sealed-{label.replace(' ', '')}.pdf"
+    path.write_bytes(sealed)
+    root_pem = home / "root.pem"
+    root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    verdicts: list[str] = []
+
+    def verify() -> None:
+        verdicts.append(verify_pdf(sealed, trust_roots=[root]).verdict)
+
+    verify_s = _median(verify, runs)
+    sha_s = _median(lambda: hashlib.sha256(sealed).digest(), runs)
+    size = f"{len(sealed) / 1e6:.1f} MB"
+    pdfsig_s = pdfsig_rss = None
+    pdfsig_ok = "pdfsig not installed"
+    if shutil.which("pdfsig") and shutil.which("certutil"):
+        argv = ["pdfsig", "-nssdir", _pdfsig_db(root, home), "-no-ocsp", str(path)]
+        _peak(argv)  # warm the page cache and NSS
+        samples = [_peak(argv) for _ in range(runs)]
+        pdfsig_s = statistics.median(s[0] for s in samples)
+        pdfsig_rss = max(s[1] for s in samples)
+        out = samples[0][2]
+        pdfsig_ok = "pdfsig: valid" if "Signature is Valid" in out and \
+            "Certificate is Trusted" in out else "pdfsig: NOT valid"
+    code = _VERIFY_CHILD
+    _t, verify_rss, verify_out = _peak([sys.executable, "-c", code, str(path), str(root_pem),
+                                        "verify"])
+    _t, base_rss, _ = _peak([sys.executable, "-c", code, str(path), str(root_pem), "none"])
+    peer = f"SHA-256 {sha_s * 1000:.1f} ms"
+    if pdfsig_s is not None:
+        peer += f"; pdfsig {pdfsig_s * 1000:.1f} ms ({pdfsig_ok})"
+    rows = [{
+        "name": f"verify {label} PDF ({size}), B-LT seal: verdict {set(verdicts)}",
+        "value": verify_s * 1000, "unit": "ms", "peer_or_limit": peer,
+        "ratio": verify_s / sha_s, "aim": AIM_VERIFY,
+    }, {
+        "name": f"verify {label} PDF ({size}): peak RSS (child: {verify_out.split()[0]})",
+        "value": verify_rss, "unit": "MB",
+        "peer_or_limit": f"same imports + file read {base_rss:.0f} MB"
+                         + (f"; pdfsig {pdfsig_rss:.0f} MB" if pdfsig_rss else ""),
+        "ratio": (verify_rss - base_rss) / (len(sealed) / 2**20),
+        "aim": "ratio = RSS above baseline per MB of file",
+    }]
+    return rows
+
+
+_SEAL_CHILD = """
+import sys, time
+{imports}
+from cryptography import x509
+from eseal.token import TokenSession, configure, private_key_for
+from eseal.token.keys import list_keys
+from eseal.settings import load_settings
+from eseal.signing.seal_image import SealSpec, render_seal
+data = open(sys.argv[1], 'rb').read()
+configure(load_settings(sys.argv[2]).pkcs11_module, sys.argv[3])
+certs = x509.load_pem_x509_certificates(open(sys.argv[4], 'rb').read())
+png = render_seal(SealSpec("北京堃喆科技有限公司", uscc="91110108551385082Q", title="公章"))
+if sys.argv[5] == 'seal':
+    token = TokenSession("bench", sys.argv[6], rw=True).open()
+    key = private_key_for(token, list_keys(token)[0])
+    t = time.perf_counter()
+    eseal.signing.sign.seal_pdf(data, key=key, certificate=certs[0], chain=certs[1:],
+                                options=eseal.signing.sign.SealOptions(level='B-B'),
+                                seal_png=png)
+    print('sealed', time.perf_counter() - t)
+else:
+    print('baseline', 0.0)
+""".replace("{imports}", _IMPORTS)
+
+
+def _seal_memory_row(label: str, pdf: bytes, home: Path, conf: Path, pki: dict[str, Any],
+                     chain: list[Any]) -> dict:
+    from cryptography.hazmat.primitives import serialization
+
+    path = home / f"plain-{label.replace(' ', '')}.pdf"
+    path.write_bytes(pdf)
+    certs = home / "seal-chain.pem"
+    certs.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM)
+                               for c in [pki["seal"], *chain]))
+    argv = [sys.executable, "-c", _SEAL_CHILD, str(path), str(home), str(conf), str(certs)]
+    _t, seal_rss, _ = _peak([*argv, "seal", PIN])
+    _t, base_rss, _ = _peak([*argv, "none", PIN])
+    return {
+        "name": f"seal {label} PDF ({len(pdf) / 1e6:.1f} MB), B-B: peak RSS",
+        "value": seal_rss, "unit": "MB",
+        "peer_or_limit": f"same imports + file read {base_rss:.0f} MB",
+        "ratio": (seal_rss - base_rss) / (len(pdf) / 2**20),
+        "aim": "ratio = RSS above baseline per MB of file",
+    }
 
 
 if __name__ == "__main__":
