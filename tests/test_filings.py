@@ -491,3 +491,40 @@ def _seal_b_t_without_checks(desk: Desk, label: str, draft: bytes) -> bytes:
             IncrementalPdfFileWriter(io.BytesIO(draft)), output=out)
     return out.getvalue()
 
+
+
+def _with_empty_field(data: bytes, name: str) -> bytes:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.pdf_utils.writer import copy_into_new_writer
+    from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+
+    writer = copy_into_new_writer(PdfFileReader(io.BytesIO(data)))
+    writer.stream_xrefs = False
+    append_signature_field(writer, SigFieldSpec(name, on_page=0, box=(360, 60, 480, 180)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_drafts_with_an_empty_field_xref_streams_or_a_counterpartys_seal_take_the_seal(
+        desk: Desk) -> None:
+    """What real drafts look like: a form with a signature field for the legal
+    representative, object streams, a contract the other party has sealed already."""
+    sample = make_pdf().data
+    drafts = {
+        "field": (_with_empty_field(sample, "PartyA"), "PartyA"),
+        "xref-streams": (rewrite_pdf(sample, xref_stream=True), None),
+        "countersealed": (desk.seal("li", sample), None),
+    }
+    for name, (data, field_name) in drafts.items():
+        answer = desk.post("wang", "/filings", data)
+        assert answer.status_code == 201, (name, answer.text)
+        fid = answer.json()["id"]
+        options = build_options(page=1, at=None, field_name=field_name, reason=None,
+                                location=None, level="B-LT", certify=False, size_pt=120)
+        with UsbKey.open("zhang", PINS["zhang"]) as usbkey:
+            sealed = seal_with_usbkey(data, usbkey=usbkey, options=options,
+                                      server=desk.url).sealed
+        accepted = desk.post("zhang", f"/filings/{fid}/seal", sealed)
+        assert accepted.status_code == 200, (name, accepted.text)
+        assert accepted.json()["receipt"]["seal_certificate_serial"]
