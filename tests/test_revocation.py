@@ -309,3 +309,41 @@ def test_cli_freeze_unfreeze_revoke_and_crl(authority: Authority, home: Path,
     assert listed.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
     assert json.loads(eseal(home, "cert", "revoke-all", "--enterprise", USCC_B, "--reason",
                             "cessationOfOperation").stdout)["revoked"] == []
+
+
+@pytest.mark.parametrize("reason", ["keyCompromise", "affiliationChanged"])
+def test_revoking_a_renewed_certificate_revokes_the_one_it_was_renewed_from(
+        authority: Authority, monkeypatch: pytest.MonkeyPatch, reason: str) -> None:
+    """A same-key renewal leaves the old certificate good until it expires; revoking the key's
+    current certificate must not leave that older one good (a lost or compromised key would
+    still seal under it)."""
+    old = issue(authority)
+    with authority.db.read() as s:
+        expiry = s.get_one(Certificate, old).not_after
+    at(monkeypatch, expiry - timedelta(days=30))
+    renewed = lifecycle.renew_one(authority, old, actor=ACTOR)
+    assert isinstance(renewed, lifecycle.Renewal)
+    other = issue(authority)  # another key: untouched
+    lifecycle.revoke(authority, renewed.serial, reason=reason, actor=ACTOR)
+    with authority.db.read() as s:
+        statuses = {serial: s.get_one(Certificate, serial).status
+                    for serial in (old, renewed.serial, other)}
+    assert statuses == {old: "revoked", renewed.serial: "revoked", other: "good"}
+    assert entry(authority, old) is not None
+
+
+def test_freezing_a_renewed_certificate_freezes_the_older_one_too(
+        authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = issue(authority)
+    with authority.db.read() as s:
+        expiry = s.get_one(Certificate, old).not_after
+    at(monkeypatch, expiry - timedelta(days=30))
+    renewed = lifecycle.renew_one(authority, old, actor=ACTOR)
+    assert isinstance(renewed, lifecycle.Renewal)
+    lifecycle.freeze(authority, renewed.serial, actor=ACTOR)
+    assert status.lookup(authority, int(old, 16)).reason == "certificateHold"
+    lifecycle.unfreeze(authority, renewed.serial, actor=ACTOR)
+    assert status.lookup(authority, int(old, 16)).status == "good"
+    with authority.db.read() as s:
+        windows = s.execute(select(FreezeWindow).where(FreezeWindow.serial == old)).scalars()
+        assert [w.unfrozen_at is not None for w in windows] == [True]

@@ -576,6 +576,20 @@ def check_reason(reason: str) -> str:
     return reason
 
 
+def _same_key(s: Session, row: Certificate, now: datetime, *,
+              statuses: tuple[str, ...]) -> list[Certificate]:
+    """Other unexpired certificates of the same key and profile in the given states.
+
+    A same-key renewal leaves the older certificate valid until it expires, so the key's
+    certificates are one credential: freezing, unfreezing or revoking one acts on all, or a
+    lost or compromised key would still seal under the certificate it was renewed from.
+    """
+    return list(s.execute(select(Certificate).where(
+        Certificate.spki_sha256 == row.spki_sha256, Certificate.profile == row.profile,
+        Certificate.serial != row.serial, Certificate.status.in_(statuses),
+        Certificate.not_after > now).order_by(Certificate.serial)).scalars())
+
+
 def freeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
     """Put a certificate on hold (certificateHold) and open its freeze window."""
     canonical = _serial(auth, serial, actor=actor, action="cert.freeze")
@@ -592,9 +606,13 @@ def freeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
             raise Conflict("CERT_ALREADY_FROZEN", f"certificate {canonical} is already frozen",
                            f"证书 {canonical} 已处于冻结状态", field="serial")
         _check_live(row, "frozen", "冻结")
-        row.status, row.revoked_at, row.revocation_reason = "hold", now, HOLD
-        _bump(row)
-        s.add(FreezeWindow(serial=canonical, frozen_at=now))
+        for target in (row, *_same_key(s, row, now, statuses=("good",))):
+            target.status, target.revoked_at, target.revocation_reason = "hold", now, HOLD
+            _bump(target)
+            s.add(FreezeWindow(serial=target.serial, frozen_at=now))
+            if target is not row:
+                auth.audit.append(s, actor=actor, action="cert.freeze", target=target.serial,
+                                  details={"via": canonical, "why": "same key"})
         view = _view(row)
     publish_crls(auth)
     return view
@@ -612,9 +630,14 @@ def unfreeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
         if row.status != "hold":
             raise Conflict("CERT_NOT_FROZEN", f"certificate {canonical} is not frozen",
                            f"证书 {canonical} 未被冻结", field="serial")
-        row.status, row.revoked_at, row.revocation_reason = "good", None, None
-        _bump(row)
-        _close_windows(s, canonical, now)
+        for target in (row, *_same_key(s, row, now, statuses=("hold",))):
+            target.status, target.revoked_at, target.revocation_reason = "good", None, None
+            _bump(target)
+            _close_windows(s, target.serial, now)
+            if target is not row:
+                auth.audit.append(s, actor=actor, action="cert.unfreeze",
+                                  target=target.serial,
+                                  details={"via": canonical, "why": "same key"})
         view = _view(row)
     publish_crls(auth)
     return view
@@ -671,7 +694,14 @@ def revoke(auth: Authority, serial: str, *, reason: str, actor: str,
     canonical, when = auth.refusing(validate, actor=actor, action="cert.revoke", target=serial,
                                     details=details)
     with auth.change(actor=actor, action="cert.revoke", target=canonical, details=details) as s:
-        view = _revoke_row(s, _load(s, canonical), reason, when, now)
+        row = _load(s, canonical)
+        view = _revoke_row(s, row, reason, when, now)
+        siblings = _same_key(s, row, now, statuses=("good", "hold"))
+        for other in siblings:
+            _revoke_row(s, other, reason, when, now)
+            auth.audit.append(s, actor=actor, action="cert.revoke", target=other.serial,
+                              details={"reason": reason, "via": canonical, "why": "same key"})
+        details["same_key"] = [other.serial for other in siblings]
     publish_crls(auth)
     return view
 
