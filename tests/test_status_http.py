@@ -8,10 +8,12 @@ answers from the database on every request rather than from what it saw at start
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,9 +29,11 @@ from cryptography.x509 import ocsp
 
 from eseal.ca import tsa_serials
 from eseal.ca.authority import Authority
-from eseal.settings import Settings
-from eseal.store import open_database
-from tests.conftest import USCC_A, LiveServer, free_port, make_csr
+from eseal.settings import Settings, load_settings
+from eseal.store import close_all, open_database
+from eseal.token import configure
+from eseal.token.softhsm import write_conf
+from tests.conftest import NAME_A, USCC_A, LiveServer, free_port, make_csr
 
 BIN = Path(sys.executable).parent
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
@@ -64,9 +68,41 @@ class Site:
         return issued.certificate
 
 
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, LiveServer]]:
+    """``served_home`` (tests/conftest.py) once for this module: starting a CA home and its
+    server costs seconds, and every test here works on certificates of its own."""
+    from eseal.ca.authority import init_home
+
+    home = tmp_path_factory.mktemp("status") / "home"
+    home.mkdir()
+    port = free_port()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ESEAL_HOME", str(home))
+        mp.setenv("ESEAL_ENV", "test")
+        mp.delenv("ESEAL_NOW", raising=False)
+        mp.setenv("SOFTHSM2_CONF", str(write_conf(home / "softhsm2.conf", home / "tokens")))
+        settings = load_settings(home, base_url=f"http://127.0.0.1:{port}")
+        configure(settings.pkcs11_module, settings.softhsm_conf_path)
+        init_home(settings)
+        with Authority.open(settings) as auth:
+            auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三",
+                                     actor="officer:test")
+        server = LiveServer(home, port)
+        try:
+            yield load_settings(home), server
+        finally:
+            server.stop()
+            close_all()
+
+
 @pytest.fixture
-def site(served_home: tuple[Settings, LiveServer], tmp_path: Path) -> Site:
-    settings, server = served_home
+def site(served: tuple[Settings, LiveServer], tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Site:
+    settings, server = served
+    monkeypatch.setenv("ESEAL_HOME", str(settings.home))
+    monkeypatch.setenv("SOFTHSM2_CONF", str(settings.softhsm_conf_path))
+    monkeypatch.delenv("ESEAL_NOW", raising=False)
     s = Site(settings, server, tmp_path / "work")
     s.dir.mkdir()
     for role in ("root", "issuing", "tsa"):
@@ -248,3 +284,140 @@ def test_counter_blocks_never_overlap_and_start_at_one(site: Site) -> None:
     blocks = tsa_serials.serial_blocks(db, block=3)
     drawn = [blocks.next_serial() >> 32 for _ in range(7)]
     assert len(set(drawn)) == 7 and drawn == sorted(drawn)
+
+
+# --- OCSP ----------------------------------------------------------------------------------
+def test_openssl_ocsp_sees_a_cli_revocation_at_once(site: Site) -> None:
+    leaf = site.issue_leaf()
+    assert_ocsp_verdict(site, "leaf.pem", "good")
+    eseal_cli(site, "cert", "revoke", format(leaf.serial_number, "x"),
+              "--reason", "keyCompromise")
+    assert_ocsp_verdict(site, "leaf.pem", "revoked", "keyCompromise")
+
+
+def test_openssl_ocsp_follows_freeze_and_unfreeze(site: Site) -> None:
+    leaf = site.issue_leaf()
+    serial = format(leaf.serial_number, "x")
+    assert_ocsp_verdict(site, "leaf.pem", "good")
+    eseal_cli(site, "cert", "freeze", serial)
+    assert_ocsp_verdict(site, "leaf.pem", "revoked", "certificateHold")
+    eseal_cli(site, "cert", "unfreeze", serial)
+    assert_ocsp_verdict(site, "leaf.pem", "good")
+
+
+def test_ocsp_refusals_are_ocsp_responses_sent_with_http_200(site: Site) -> None:
+    root = x509.load_pem_x509_certificate((site.dir / "root.pem").read_bytes())
+    issuing = x509.load_pem_x509_certificate((site.dir / "issuing.pem").read_bytes())
+
+    def post(body: bytes | Iterator[bytes]) -> bytes:
+        got = httpx.post(f"{site.url}/ocsp", content=body, headers=OCSP_REQUEST, timeout=30)
+        assert got.status_code == 200
+        assert got.headers["content-type"] == "application/ocsp-response"
+        assert got.headers["cache-control"] == "no-store"
+        return got.content
+
+    assert response_status(post(b"garbage")) == "MALFORMED_REQUEST"
+    assert response_status(post(b"")) == "MALFORMED_REQUEST"
+    # the issuing CA certificate is the root's to answer for, not this responder's
+    assert response_status(post(ocsp_request(issuing, root))) == "UNAUTHORIZED"
+    leaf = site.issue_leaf()
+    good = ocsp_request(leaf, issuing)
+    padded = good + b"\x00" * (17 * 1024)  # a valid request followed by too much
+    assert response_status(post(padded)) == "MALFORMED_REQUEST"
+
+    def chunks() -> Iterator[bytes]:
+        yield good
+        for _ in range(40):
+            yield b"\x00" * 1024
+
+    assert response_status(post(chunks())) == "MALFORMED_REQUEST"
+    assert response_status(post(good)) == "SUCCESSFUL"
+
+
+def test_ocsp_get_answers_base64url_and_escaped_base64_with_cache_headers(site: Site) -> None:
+    leaf = site.issue_leaf()
+    issuing = x509.load_pem_x509_certificate((site.dir / "issuing.pem").read_bytes())
+    der = ocsp_request(leaf, issuing)
+    url_safe = base64.urlsafe_b64encode(der).decode().rstrip("=")
+    escaped = urllib.parse.quote(base64.b64encode(der).decode(), safe="")
+    answers = []
+    for encoded in (url_safe, escaped):
+        got = httpx.get(f"{site.url}/ocsp/{encoded}")
+        assert got.status_code == 200
+        assert got.headers["content-type"] == "application/ocsp-response"
+        parsed = ocsp.load_der_ocsp_response(got.content)
+        assert parsed.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+        assert parsed.certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert parsed.serial_number == leaf.serial_number
+        cache = got.headers["cache-control"]
+        max_age = int(cache.split("max-age=")[1].split(",")[0])
+        assert "public" in cache and 0 < max_age <= 3600
+        assert parsed.next_update_utc is not None and parsed.this_update_utc is not None
+        assert max_age <= (parsed.next_update_utc - parsed.this_update_utc).total_seconds()
+        assert got.headers["etag"] and got.headers["last-modified"]
+        answers.append(got.content)
+    assert answers[0] == answers[1]  # the second came from the responder's cache
+    assert lint_ocsp(site, answers[0]).returncode == 0
+    for bad in ("", "not*base64", "A" * 40_000):
+        got = httpx.get(f"{site.url}/ocsp/{bad}")
+        assert got.status_code == 200
+        assert response_status(got.content) == "MALFORMED_REQUEST"
+        assert got.headers["cache-control"] == "no-store"
+
+
+def test_ocsp_answers_over_http_pass_pkilint_at_warning(site: Site) -> None:
+    leaf = site.issue_leaf()
+    issuing = x509.load_pem_x509_certificate((site.dir / "issuing.pem").read_bytes())
+    with_nonce = ocsp_request(leaf, issuing, nonce=os.urandom(16))
+    eseal_cli(site, "cert", "revoke", format(leaf.serial_number, "x"),
+              "--reason", "affiliationChanged")
+    for body in (ocsp_request(leaf, issuing), with_nonce):
+        got = httpx.post(f"{site.url}/ocsp", content=body, headers=OCSP_REQUEST)
+        parsed = ocsp.load_der_ocsp_response(got.content)
+        assert parsed.certificate_status == ocsp.OCSPCertStatus.REVOKED
+        done = lint_ocsp(site, got.content)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- CRLs ----------------------------------------------------------------------------------
+def test_crls_over_http_pass_pkilint_and_openssl_rejects_a_revoked_certificate(
+        site: Site) -> None:
+    leaf = site.issue_leaf()
+    survivor = site.issue_leaf("survivor")
+    eseal_cli(site, "cert", "revoke", format(leaf.serial_number, "x"),
+              "--reason", "keyCompromise")
+    dp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [p.full_name[0].value for p in dp] == [f"{site.url}/crl/issuing.crl"]
+    for role in ("issuing", "root"):
+        got = httpx.get(f"{site.url}/crl/{role}.crl")
+        assert got.status_code == 200 and got.headers["content-type"] == "application/pkix-crl"
+        crl = x509.load_der_x509_crl(got.content)
+        assert crl.next_update_utc is not None
+        max_age = int(got.headers["cache-control"].split("max-age=")[1].split(",")[0])
+        assert 0 < max_age <= (crl.next_update_utc - crl.last_update_utc).total_seconds()
+        again = httpx.get(f"{site.url}/crl/{role}.crl",
+                          headers={"If-None-Match": got.headers["etag"]})
+        assert again.status_code == 304
+        site.write(f"{role}.crl", got.content)
+        lint = subprocess.run([str(BIN / "lint_crl"), "lint", "-t", "CRL", "-p", "PKIX",
+                               site.path(f"{role}.crl")],
+                              capture_output=True, text=True, check=False)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    issuing_crl = x509.load_der_x509_crl((site.dir / "issuing.crl").read_bytes())
+    assert issuing_crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
+
+    def verify(cert: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["openssl", "verify", "-crl_check_all", "-CAfile", site.path("root.pem"),
+             "-untrusted", site.path("issuing.pem"), "-CRLfile", site.path("root.crl"),
+             "-CRLfile", site.path("issuing.crl"), site.path(cert)],
+            capture_output=True, text=True, check=False)
+
+    for name in ("root.crl", "issuing.crl"):  # openssl reads -CRLfile as PEM by default
+        der = (site.dir / name).read_bytes()
+        site.write(name, x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM))
+    revoked = verify("leaf.pem")
+    assert revoked.returncode != 0 and "certificate revoked" in revoked.stdout + revoked.stderr
+    assert verify("survivor.pem").returncode == 0, verify("survivor.pem").stderr
+    assert survivor.serial_number != leaf.serial_number
+
