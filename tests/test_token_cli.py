@@ -97,7 +97,8 @@ def test_bad_token_input_is_one_clear_line_and_changes_nothing(ca_home: Path) ->
     eseal(ca_home, "token", "init", "--label", "li", "--pin", PIN, "--so-pin", "so-8812-4401")
     weak = eseal(ca_home, "token", "init", "--label", "weak", "--pin", "123456", ok=False)
     assert "PIN_WEAK" in weak.stderr
-    assert json.loads(eseal(ca_home, "token", "list", "--json").stdout) == ["eseal-ca", "li"]
+    assert json.loads(eseal(ca_home, "token", "list", "--json").stdout) == [
+        "eseal-ca", "eseal-officer", "li"]  # eseal init also provisions the first officer key
 
     unknown = eseal(ca_home, "token", "status", "--label", "nobody", ok=False)
     assert "TOKEN_NOT_FOUND" in unknown.stderr and "li" in unknown.stderr
