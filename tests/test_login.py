@@ -5,6 +5,7 @@ starting a second server process with a later ``ESEAL_NOW`` on the same database
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import subprocess
@@ -235,10 +236,12 @@ def test_login_with_the_usb_key_opens_a_session_that_names_the_account(world: Wo
     me = client.me()
     assert (me["name"], me["role"], me["enterprise"]) == ("王五", "agent", USCC_A)
     assert me["certificate_serial"] == world.holders["a-agent"].serial
-    stored = world.query("SELECT token_hash FROM login_sessions WHERE id = :i",
-                         i=me["session_id"])
-    assert stored and client.session not in stored[0][0]  # only a hash is kept
     token = client.session
+    assert token is not None
+    stored = world.query("SELECT token_hash FROM login_sessions WHERE token_hash = :h",
+                         h=hashlib.sha256(token.encode()).hexdigest())
+    assert stored and token not in stored[0][0]  # only a hash is kept
+    assert stored[0][0].startswith(me["session_id"])  # the opaque id names it
     client.logout()
     ended = httpx.get(f"{world.server.url}/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert refusal(ended) == "SESSION_EXPIRED"

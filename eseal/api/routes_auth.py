@@ -7,10 +7,11 @@ valid signature it names the exact reason; a rate limit answers 429 with ``Retry
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from eseal.api.deps import Principal, client_address, current_principal, get_authority, user_agent
@@ -36,31 +37,42 @@ def _rate_limited(err: Any) -> JSONResponse:
                         headers={"Retry-After": str(err.retry_after)})
 
 
-@router.post("/challenge", summary="A single-use login challenge (nonce, origin, expiry)")
-def challenge(request: Request,
-              auth: Annotated[Authority, Depends(get_authority)]) -> Any:
-    from eseal.ca.login import LoginRateLimited, issue_challenge
+def _json(body: dict[str, Any]) -> Response:
+    """Plain JSON of str/int/bool/None values, without FastAPI's encoder walking it."""
+    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
+                    media_type="application/json")
 
+
+# The two login steps are coroutines: their CPU work (decoding, the signature) runs on the
+# event loop, their writes go to the process's group-commit writer (eseal.ca.login), and the
+# loop serves other requests while they wait; a thread-pool hop per request would cost more
+# than the work (see bench/login.py).
+@router.post("/challenge", summary="A single-use login challenge (nonce, origin, expiry)")
+async def challenge(request: Request) -> Any:
+    from eseal.ca.login import LoginRateLimited, issue_challenge_async
+
+    auth: Authority = request.app.state.authority
     try:
-        return issue_challenge(auth, address=client_address(request)).to_dict()
+        return _json((await issue_challenge_async(auth, address=client_address(request)))
+                     .to_dict())
     except LoginRateLimited as err:
         return _rate_limited(err)
 
 
 @router.post("/verify", summary="Answer a challenge with a USB-Key signature; opens a session")
-def verify(body: VerifyIn, request: Request,
-           auth: Annotated[Authority, Depends(get_authority)]) -> Any:
-    from eseal.ca.login import LoginAnswer, LoginRateLimited, verify_login
+async def verify(body: VerifyIn, request: Request) -> Any:
+    from eseal.ca.login import LoginAnswer, LoginRateLimited, verify_login_async
 
+    auth: Authority = request.app.state.authority
     answer = LoginAnswer(nonce=body.nonce, origin=body.origin, purpose=body.purpose,
                          issued_at=body.issued_at, certificate=body.certificate,
                          signature=body.signature)
     try:
-        result = verify_login(auth, answer, address=client_address(request),
-                              user_agent=user_agent(request))
+        result = await verify_login_async(auth, answer, address=client_address(request),
+                                          user_agent=user_agent(request))
     except LoginRateLimited as err:
         return _rate_limited(err)
-    return result.to_dict()
+    return _json(result.to_dict())
 
 
 @router.get("/me", summary="The logged-in account")

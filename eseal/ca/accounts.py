@@ -96,22 +96,26 @@ accounts = Table(
     Column("last_login_at", _UTC, nullable=True),
 )
 
+# Each B-tree a login writes costs a page write and, with two processes, page re-reads: the
+# login tables carry only the indexes their queries need.
 login_challenges = Table(
     "login_challenges", metadata,
-    Column("nonce_hash", String(64), primary_key=True),  # SHA-256 of the nonce: never the nonce
+    Column("id", Integer, primary_key=True, autoincrement=True),  # insertion order: purging
+    Column("nonce_hash", String(64), nullable=False, unique=True),  # SHA-256: never the nonce
     Column("origin", Text, nullable=False),
     Column("purpose", String(16), nullable=False),
     Column("issued_at", _UTC, nullable=False),
-    Column("expires_at", _UTC, nullable=False, index=True),
+    Column("expires_at", _UTC, nullable=False),
     Column("used_at", _UTC, nullable=True),
     Column("address", Text, nullable=True),
 )
 
+# Keyed by the token's SHA-256 (the token itself is never stored); the session's opaque id
+# is the first 32 hex digits of that hash, found by a range on the key.
 login_sessions = Table(
     "login_sessions", metadata,
-    Column("id", String(32), primary_key=True),  # opaque, shown; not the token
-    Column("token_hash", String(64), nullable=False, unique=True),  # SHA-256 of the token
-    Column("account_id", Integer, nullable=False, index=True),
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", Integer, nullable=False),
     Column("certificate_serial", String(40), nullable=False, index=True),
     Column("created_at", _UTC, nullable=False),
     Column("last_seen_at", _UTC, nullable=False),
@@ -119,13 +123,14 @@ login_sessions = Table(
     Column("ended_at", _UTC, nullable=True),
     Column("end_reason", String(32), nullable=True),
     Column("address", Text, nullable=True),
+    sqlite_with_rowid=False,
 )
 
 login_attempts = Table(
     "login_attempts", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", _UTC, nullable=False, index=True),
-    Column("account_id", Integer, nullable=True, index=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),  # time order
+    Column("at", _UTC, nullable=False),
+    Column("account_id", Integer, nullable=True),
     Column("enterprise_id", Integer, nullable=True, index=True),
     Column("certificate_serial", String(40), nullable=True),
     Column("address", Text, nullable=True),
@@ -325,7 +330,8 @@ def count_possession_failure(auth: Authority, s: Session, account: Any, owner: C
     """One more failure that proves possession of the key; True when it locks the account.
 
     Runs inside the login's write transaction. Locking ends the account's sessions (the key
-    is being used by someone relaying it) and queues an alert to the enterprise.
+    is being used by someone relaying it: ``resolve_session`` checks the lock on every
+    request) and queues an alert to the enterprise.
     """
     conn = s.connection()
     failures = int(account.failures) + 1
@@ -335,12 +341,9 @@ def count_possession_failure(auth: Authority, s: Session, account: Any, owner: C
                      .values(failures=failures))
         return False
     until = now + timedelta(hours=auth.settings.lockout_hours)
+    # its sessions die with it: every request checks the account's lock (resolve_session)
     conn.execute(update(accounts).where(accounts.c.id == account.id)
                  .values(failures=0, locked_until=until))
-    conn.execute(update(login_sessions)
-                 .where(login_sessions.c.account_id == account.id,
-                        login_sessions.c.ended_at.is_(None))
-                 .values(ended_at=now, end_reason="account_locked"))
     subject = f"eseal: account of {account.name} locked / 账户已锁定"
     body = (f"The eseal account of {account.name} ({account.role}) was locked at "
             f"{now.isoformat()} until {until.isoformat()} after {threshold} failed logins that "

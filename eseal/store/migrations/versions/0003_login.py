@@ -37,7 +37,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('identity')
     )
     op.create_index('ix_accounts_enterprise_id', 'accounts', ['enterprise_id'])
+    # The login path writes these on every login: only the indexes its queries need.
     op.create_table('login_challenges',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('nonce_hash', sa.String(length=64), nullable=False),
     sa.Column('origin', sa.Text(), nullable=False),
     sa.Column('purpose', sa.String(length=16), nullable=False),
@@ -45,11 +47,10 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(), nullable=False),
     sa.Column('used_at', sa.DateTime(), nullable=True),
     sa.Column('address', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('nonce_hash')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('nonce_hash')
     )
-    op.create_index('ix_login_challenges_expires_at', 'login_challenges', ['expires_at'])
     op.create_table('login_sessions',
-    sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('certificate_serial', sa.String(length=40), nullable=False),
@@ -60,10 +61,9 @@ def upgrade() -> None:
     sa.Column('end_reason', sa.String(length=32), nullable=True),
     sa.Column('address', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('token_hash')
+    sa.PrimaryKeyConstraint('token_hash'),
+    sqlite_with_rowid=False
     )
-    op.create_index('ix_login_sessions_account_id', 'login_sessions', ['account_id'])
     op.create_index('ix_login_sessions_certificate_serial', 'login_sessions',
                     ['certificate_serial'])
     op.create_table('login_attempts',
@@ -82,8 +82,6 @@ def upgrade() -> None:
     sa.Column('session_id', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('ix_login_attempts_at', 'login_attempts', ['at'])
-    op.create_index('ix_login_attempts_account_id', 'login_attempts', ['account_id'])
     op.create_index('ix_login_attempts_enterprise_id', 'login_attempts', ['enterprise_id'])
     op.create_table('login_throttles',
     sa.Column('key', sa.String(length=200), nullable=False),
@@ -110,13 +108,9 @@ def downgrade() -> None:
     op.drop_table('account_networks')
     op.drop_table('login_throttles')
     op.drop_index('ix_login_attempts_enterprise_id', table_name='login_attempts')
-    op.drop_index('ix_login_attempts_account_id', table_name='login_attempts')
-    op.drop_index('ix_login_attempts_at', table_name='login_attempts')
     op.drop_table('login_attempts')
     op.drop_index('ix_login_sessions_certificate_serial', table_name='login_sessions')
-    op.drop_index('ix_login_sessions_account_id', table_name='login_sessions')
     op.drop_table('login_sessions')
-    op.drop_index('ix_login_challenges_expires_at', table_name='login_challenges')
     op.drop_table('login_challenges')
     op.drop_index('ix_accounts_enterprise_id', table_name='accounts')
     op.drop_table('accounts')
