@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import click
 
@@ -25,5 +26,19 @@ def command(home: str | None, host: str, port: int, workers: int, log_level: str
 
     settings = load_settings(home)
     os.environ["ESEAL_HOME"] = str(settings.home.resolve())
-    uvicorn.run("eseal.api.app:create_app", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level, access_log=False)
+    config = uvicorn.Config("eseal.api.app:create_app", factory=True, host=host, port=port,
+                            workers=workers, log_level=log_level, access_log=False)
+    if workers <= 1:
+        uvicorn.Server(config).run()
+        return
+    # With several workers uvicorn binds a socket asyncio does not know is TCP, so accepted
+    # connections never get TCP_NODELAY and every keep-alive response waits ~40 ms (Nagle
+    # against delayed ACK). Binding the socket here, as TCP, restores full speed.
+    from uvicorn.supervisors import Multiprocess
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
