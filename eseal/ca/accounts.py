@@ -23,8 +23,9 @@ This module also keeps what belongs to accounts rather than to one login:
   login certificate (``provision_staff_token``).
 
 The tables live here until they move to ``eseal.store.models`` (the schema is created by
-migration 0003); every statement below is a prepared Core statement, because the login path
-runs them thousands of times a second.
+migration 0003). The per-login statements themselves are in ``eseal.ca.login`` (plain SQL
+on the login transaction's connection); what is here runs once per account, per lockout or
+per officer request.
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ PROFILES_BY_ROLE: dict[str, dict[str, str]] = {
     "auditor": {"login": "officer"},
 }
 ENROLLMENT_CODE_HOURS = 72
-STAFF_ORGANISATION_ID = None  # staff accounts belong to no enterprise
 
 # --- tables (created by migration 0003) -----------------------------------------------------
 metadata = MetaData()
@@ -159,23 +159,11 @@ account_networks = Table(
 )
 
 _CERTS = Certificate.__table__
-_TOKENS = TokenRecord.__table__
 _ENTERPRISES = Enterprise.__table__
 _CODES = EnrollmentCode.__table__
 _OUTBOX = Outbox.__table__
 
 # --- prepared statements ------------------------------------------------------------------
-#: everything the login path needs to know about a certificate, in one query
-CERT_OWNER = (
-    select(_CERTS.c.serial, _CERTS.c.profile, _CERTS.c.status, _CERTS.c.not_before,
-           _CERTS.c.not_after, _CERTS.c.enterprise_id, _CERTS.c.token_label,
-           _TOKENS.c.role.label("token_role"), _TOKENS.c.holder.label("token_holder"),
-           _TOKENS.c.enterprise_id.label("token_enterprise_id"),
-           _ENTERPRISES.c.uscc, _ENTERPRISES.c.status.label("enterprise_status"),
-           _ENTERPRISES.c.contact_email)
-    .select_from(_CERTS.outerjoin(_TOKENS, _TOKENS.c.label == _CERTS.c.token_label)
-                 .outerjoin(_ENTERPRISES, _ENTERPRISES.c.id == _CERTS.c.enterprise_id))
-    .where(_CERTS.c.serial == bindparam("serial")))
 _ACCOUNT_BY_IDENTITY = select(accounts).where(accounts.c.identity == bindparam("identity"))
 _ACCOUNT_BY_ID = select(accounts).where(accounts.c.id == bindparam("account_id"))
 _INSERT_ACCOUNT = insert(accounts)
@@ -183,7 +171,6 @@ _NEW_NETWORK = select(account_networks.c.network).where(
     account_networks.c.account_id == bindparam("account_id"),
     account_networks.c.network == bindparam("network"))
 _INSERT_NETWORK = insert(account_networks)
-_INSERT_ATTEMPT = insert(login_attempts)
 _INSERT_OUTBOX = insert(_OUTBOX)
 _OUTBOX_BY_DEDUPE = select(_OUTBOX.c.id).where(_OUTBOX.c.dedupe_key == bindparam("dedupe"))
 
@@ -298,32 +285,6 @@ class CertOwner:
         return self.role is not None and self.holder is not None
 
 
-def certificate_owner(conn: Connection, serial: str) -> CertOwner | None:
-    """The certificate row, its token record and its enterprise, or None if not ours."""
-    row = conn.execute(CERT_OWNER, {"serial": serial}).first()
-    if row is None:
-        return None
-    role = row.token_role
-    # A token record that disagrees with the certificate about the enterprise names nobody.
-    if role is not None and row.token_enterprise_id != row.enterprise_id:
-        role = None
-    return CertOwner(serial=row.serial, profile=row.profile, status=row.status,
-                     not_before=row.not_before, not_after=row.not_after,
-                     enterprise_id=row.enterprise_id, enterprise_uscc=row.uscc,
-                     enterprise_status=row.enterprise_status, contact_email=row.contact_email,
-                     role=role, holder=row.token_holder if role is not None else None)
-
-
-def account_row(conn: Connection, owner: CertOwner, now: datetime) -> Any:
-    """The account row for a certificate's holder (created on first use), or None."""
-    if not owner.has_account:
-        return None
-    assert owner.role is not None and owner.holder is not None
-    account_id = ensure_account(conn, role=owner.role, name=owner.holder,
-                                enterprise_id=owner.enterprise_id, now=now)
-    return conn.execute(_ACCOUNT_BY_ID, {"account_id": account_id}).first()
-
-
 # --- lockout ----------------------------------------------------------------------------------
 def count_possession_failure(auth: Authority, s: Session, account: Any, owner: CertOwner,
                              *, code: str, address: str | None, now: datetime) -> bool:
@@ -431,18 +392,6 @@ def note_network(auth: Authority, conn: Connection, account: Any, owner: CertOwn
     queue_notice(conn, recipient=_recipient(auth, owner), subject=subject, body=body,
                  kind="login_new_network", dedupe_key=f"net:{account.id}:{network}", now=now)
     return True
-
-
-def record_attempt(conn: Connection, *, at: datetime, account_id: int | None,
-                   enterprise_id: int | None, serial: str | None, address: str | None,
-                   network: str | None, user_agent: str | None, result: str, code: str,
-                   possession: bool, new_network: bool = False,
-                   session_id: str | None = None) -> None:
-    conn.execute(_INSERT_ATTEMPT, {
-        "at": at, "account_id": account_id, "enterprise_id": enterprise_id,
-        "certificate_serial": serial, "address": address, "network": network,
-        "user_agent": (user_agent or "")[:300] or None, "result": result, "code": code,
-        "possession": possession, "new_network": new_network, "session_id": session_id})
 
 
 def login_history(auth: Authority, *, enterprise_id: int | None = None,
