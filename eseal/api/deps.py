@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -107,7 +107,3 @@ def check_enterprise(principal: Principal, uscc: str) -> None:
         return
     raise NotFound("ENTERPRISE_NOT_FOUND", f"no enterprise {uscc} for this account",
                    f"找不到企业 {uscc}", field="uscc")
-
-
-def as_dict(value: Any) -> Any:
-    return value.to_dict() if hasattr(value, "to_dict") else value
