@@ -9,50 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from certkit import hierarchy, issue, pem, token_key
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from eseal.ca.crl import MAX_SERIAL, REASONS, RevokedEntry, build_crl
 from eseal.errors import InvalidInput
 from eseal.settings import Settings
-from eseal.token import TokenSession, generate_keypair, private_key_for
-from eseal.token.softhsm import init_token
 
 NOW = dt.datetime(2026, 3, 1, 8, 0, 0, tzinfo=dt.UTC)
 LINT_CRL = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "lint_crl"
 
 
 # --- a small test hierarchy: root (P-384) -> issuing (P-256) -> leaves -------------------
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eseal test"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _issue(cn: str, public: ec.EllipticCurvePublicKey, issuer: x509.Certificate | None,
-           issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool) -> x509.Certificate:
-    subject = _name(cn)
-    b = (x509.CertificateBuilder().subject_name(subject)
-         .issuer_name(issuer.subject if issuer else subject).public_key(public)
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(NOW - dt.timedelta(days=30))
-         .not_valid_after(NOW + dt.timedelta(days=365 * (10 if ca else 1)))
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-             issuer_key.public_key()), False)
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True))
-    if ca:
-        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                          False), True)
-    else:
-        b = b.add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False,
-                                          False), True)
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-    algorithm = hashes.SHA384() if issuer_key.curve.key_size == 384 else hashes.SHA256()
-    return b.sign(issuer_key, algorithm)
-
-
 @dataclass
 class Pki:
     dir: Path
@@ -68,23 +38,16 @@ class Pki:
         return path
 
 
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    root_key = ec.generate_private_key(ec.SECP384R1())
-    root = _issue("Test Root", root_key.public_key(), None, root_key, ca=True)
-    issuing_key = ec.generate_private_key(ec.SECP256R1())
-    issuing = _issue("Test Issuing", issuing_key.public_key(), root, root_key, ca=True)
-    leaves = [_issue(f"leaf {i}", ec.generate_private_key(ec.SECP256R1()).public_key(),
-                     issuing, issuing_key, ca=False) for i in range(3)]
+    root, root_key, issuing, issuing_key = hierarchy(NOW)
+    leaves = [issue(f"leaf {i}", ec.generate_private_key(ec.SECP256R1()).public_key(),
+                    issuing, issuing_key, kind="leaf", now=NOW) for i in range(3)]
     p = Pki(tmp_path_factory.mktemp("pki"), root, root_key, issuing, issuing_key, leaves)
-    p.write("root.pem", _pem(root))
-    p.write("issuing.pem", _pem(issuing))
+    p.write("root.pem", pem(root))
+    p.write("issuing.pem", pem(issuing))
     for i, leaf in enumerate(leaves):
-        p.write(f"leaf{i}.pem", _pem(leaf))
+        p.write(f"leaf{i}.pem", pem(leaf))
     return p
 
 
@@ -250,18 +213,16 @@ def test_duplicate_serial_and_bad_dates_and_numbers_are_refused(pki: Pki) -> Non
 
 
 def test_token_keys_sign_crls_that_openssl_checks(pki: Pki, settings: Settings) -> None:
-    init_token(settings.softhsm_conf_path, "crl-ca", "1234-5678", "so-1234-5678")
-    with TokenSession("crl-ca", "1234-5678", rw=True) as ts:
-        info = generate_keypair(ts, "ec-p256", "issuing")
-        key = private_key_for(ts, info)
-        issuing = _issue("Token Issuing", info.public_key, pki.root, pki.root_key, ca=True)  # type: ignore[arg-type]
-        leaf = _issue("token leaf", ec.generate_private_key(ec.SECP256R1()).public_key(),
-                      issuing, key, ca=False)  # type: ignore[arg-type]
+    with token_key(settings, "crl-ca", "1234-5678") as key:
+        issuing = issue("Token Issuing", key.public_key(), pki.root, pki.root_key, kind="ca",
+                        now=NOW)
+        leaf = issue("token leaf", ec.generate_private_key(ec.SECP256R1()).public_key(),
+                     issuing, key, kind="leaf", now=NOW)
         crl_der = _crl(pki, [RevokedEntry(leaf.serial_number, NOW - dt.timedelta(hours=1),
-                                          "keyCompromise")], key=key, issuer=issuing)  # type: ignore[arg-type]
-    assert x509.load_der_x509_crl(crl_der).is_signature_valid(info.public_key)
-    pki.write("token-issuing.pem", _pem(issuing))
-    pki.write("leaf9.pem", _pem(leaf))
+                                          "keyCompromise")], key=key, issuer=issuing)
+    assert x509.load_der_x509_crl(crl_der).is_signature_valid(key.public_key())
+    pki.write("token-issuing.pem", pem(issuing))
+    pki.write("leaf9.pem", pem(leaf))
     done = _openssl_verify(pki, 9, _crl(pki, [], root=True), crl_der,
                            issuing="token-issuing.pem")
     assert "certificate revoked" in done.stdout + done.stderr

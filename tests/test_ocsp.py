@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from asn1crypto import core as asn1_core
 from asn1crypto import ocsp as asn1_ocsp
+from certkit import hierarchy, issue, pem, token_key
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from eseal import clock
 from eseal.ca.ocsp import (
@@ -29,8 +29,6 @@ from eseal.ca.ocsp import (
 )
 from eseal.errors import InvalidInput
 from eseal.settings import Settings
-from eseal.token import TokenSession, generate_keypair, private_key_for
-from eseal.token.softhsm import init_token
 
 LINT_OCSP = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "lint_ocsp_response"
 NOW = clock.now().replace(microsecond=0)  # openssl checks status times against its own clock
@@ -40,42 +38,6 @@ REVOKED = CertStatus("revoked", NOW - dt.timedelta(days=1), "keyCompromise", ver
 
 
 # --- a test hierarchy: root (P-384) -> issuing (P-256) -> OCSP signer and leaves ----------
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eseal test"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _issue(cn: str, public: ec.EllipticCurvePublicKey, issuer: x509.Certificate | None,
-           issuer_key: ec.EllipticCurvePrivateKey, *, kind: str) -> x509.Certificate:
-    subject = _name(cn)
-    b = (x509.CertificateBuilder().subject_name(subject)
-         .issuer_name(issuer.subject if issuer else subject).public_key(public)
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(NOW - dt.timedelta(days=30))
-         .not_valid_after(NOW + dt.timedelta(days=365))
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-             issuer_key.public_key()), False)
-         .add_extension(x509.BasicConstraints(ca=kind == "ca", path_length=None), True))
-    if kind == "ca":
-        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                          False), True)
-    else:
-        b = b.add_extension(x509.KeyUsage(True, False, False, False, False, False, False,
-                                          False, False), True)
-    if kind == "ocsp":
-        b = (b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False)
-             .add_extension(x509.OCSPNoCheck(), False))
-    if kind == "leaf":
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
-    algorithm = hashes.SHA384() if issuer_key.curve.key_size == 384 else hashes.SHA256()
-    return b.sign(issuer_key, algorithm)
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
 @dataclass
 class Pki:
     dir: Path
@@ -104,19 +66,16 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    root_key = ec.generate_private_key(ec.SECP384R1())
-    root = _issue("Test Root", root_key.public_key(), None, root_key, kind="ca")
-    issuing_key = ec.generate_private_key(ec.SECP256R1())
-    issuing = _issue("Test Issuing", issuing_key.public_key(), root, root_key, kind="ca")
+    root, root_key, issuing, issuing_key = hierarchy(NOW)
     other_key = ec.generate_private_key(ec.SECP256R1())
-    other = _issue("Other Issuing", other_key.public_key(), root, root_key, kind="ca")
+    other = issue("Other Issuing", other_key.public_key(), root, root_key, kind="ca", now=NOW)
     responder_key = ec.generate_private_key(ec.SECP256R1())
-    responder = _issue("Test OCSP", responder_key.public_key(), issuing, issuing_key,
-                       kind="ocsp")
+    responder = issue("Test OCSP", responder_key.public_key(), issuing, issuing_key,
+                      kind="ocsp", now=NOW)
 
     def leaf(issuer: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-        return _issue("leaf", ec.generate_private_key(ec.SECP256R1()).public_key(), issuer,
-                      key, kind="leaf")
+        return issue("leaf", ec.generate_private_key(ec.SECP256R1()).public_key(), issuer,
+                     key, kind="leaf", now=NOW)
 
     p = Pki(tmp_path_factory.mktemp("ocsp"), root, issuing, issuing_key, responder,
             responder_key, [leaf(issuing, issuing_key) for _ in range(4)],
@@ -124,11 +83,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     p.statuses = {p.leaves[0].serial_number: CertStatus("good", version=1),
                   p.leaves[1].serial_number: REVOKED,
                   p.leaves[2].serial_number: HELD}
-    for name, data in [("root.pem", _pem(root)), ("issuing.pem", _pem(issuing)),
-                       ("other.pem", _pem(other)), ("other-leaf.pem", _pem(p.other_leaf))]:
+    for name, data in [("root.pem", pem(root)), ("issuing.pem", pem(issuing)),
+                       ("other.pem", pem(other)), ("other-leaf.pem", pem(p.other_leaf))]:
         (p.dir / name).write_bytes(data)
     for i, cert in enumerate(p.leaves):
-        (p.dir / f"leaf{i}.pem").write_bytes(_pem(cert))
+        (p.dir / f"leaf{i}.pem").write_bytes(pem(cert))
     return p
 
 
@@ -393,12 +352,9 @@ def test_cert_status_refuses_impossible_states() -> None:
 
 
 def test_token_responder_key_signs_answers_openssl_accepts(pki: Pki, settings: Settings) -> None:
-    init_token(settings.softhsm_conf_path, "ocsp", "2468-1357", "so-2468-1357")
-    with TokenSession("ocsp", "2468-1357", rw=True) as ts:
-        info = generate_keypair(ts, "ec-p256", "ocsp-signer")
-        key = private_key_for(ts, info)
-        responder = _issue("Token OCSP", info.public_key, pki.issuing, pki.issuing_key,  # type: ignore[arg-type]
-                           kind="ocsp")
+    with token_key(settings, "ocsp", "2468-1357") as key:
+        responder = issue("Token OCSP", key.public_key(), pki.issuing, pki.issuing_key,
+                          kind="ocsp", now=NOW)
         response = answer(_openssl_request(pki, "leaf2.pem", nonce=True, name="tok.der"),
                           issuer_cert=pki.issuing, responder_cert=responder,
                           responder_key=key, lookup=pki.lookup, now=NOW, validity=VALIDITY,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import subprocess
 import threading
@@ -14,10 +13,10 @@ from typing import Any, ClassVar, NoReturn
 import pytest
 from asn1crypto import cms, core, tsp
 from asn1crypto import x509 as asn1_x509
+from certkit import hierarchy, issue, pem, token_key
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko_certvalidator import ValidationContext
@@ -34,46 +33,12 @@ from eseal.ca.tsa import (
 )
 from eseal.errors import InvalidInput
 from eseal.settings import Settings
-from eseal.token import TokenSession, generate_keypair, private_key_for
-from eseal.token.softhsm import init_token
 
 NOW = clock.now().replace(microsecond=0)  # openssl and pyHanko validate against their clocks
 DATA = "年度报告 2026".encode()
 
 
 # --- a test hierarchy: root (P-384) -> issuing (P-256) -> TSA ------------------------------
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "eseal test"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _issue(cn: str, public: ec.EllipticCurvePublicKey, issuer: x509.Certificate | None,
-           issuer_key: ec.EllipticCurvePrivateKey, *, ca: bool) -> x509.Certificate:
-    subject = _name(cn)
-    b = (x509.CertificateBuilder().subject_name(subject)
-         .issuer_name(issuer.subject if issuer else subject).public_key(public)
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(NOW - dt.timedelta(days=30))
-         .not_valid_after(NOW + dt.timedelta(days=365))
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-             issuer_key.public_key()), False)
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True))
-    if ca:
-        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                          False), True)
-    else:
-        b = (b.add_extension(x509.KeyUsage(True, False, False, False, False, False, False,
-                                           False, False), True)
-             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True))
-    algorithm = hashes.SHA384() if issuer_key.curve.key_size == 384 else hashes.SHA256()
-    return b.sign(issuer_key, algorithm)
-
-
-def _pem(*certs: x509.Certificate) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
 @dataclass
 class Pki:
     dir: Path
@@ -102,16 +67,13 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    root_key = ec.generate_private_key(ec.SECP384R1())
-    root = _issue("Test Root", root_key.public_key(), None, root_key, ca=True)
-    issuing_key = ec.generate_private_key(ec.SECP256R1())
-    issuing = _issue("Test Issuing", issuing_key.public_key(), root, root_key, ca=True)
+    root, _, issuing, issuing_key = hierarchy(NOW)
     tsa_key = ec.generate_private_key(ec.SECP256R1())
-    tsa = _issue("Test TSA", tsa_key.public_key(), issuing, issuing_key, ca=False)
+    tsa = issue("Test TSA", tsa_key.public_key(), issuing, issuing_key, kind="tsa", now=NOW)
     p = Pki(tmp_path_factory.mktemp("tsa"), root, issuing, issuing_key, tsa, tsa_key)
-    p.write("root.pem", _pem(root))
-    p.write("issuing.pem", _pem(issuing))
-    p.write("chain.pem", _pem(issuing, tsa))
+    p.write("root.pem", pem(root))
+    p.write("issuing.pem", pem(issuing))
+    p.write("chain.pem", pem(issuing, tsa))
     p.write("data.bin", DATA)
     return p
 
@@ -336,11 +298,9 @@ def test_pyhanko_obtains_and_validates_a_timestamp(pki: Pki) -> None:
 
 
 def test_token_key_signs_timestamps_openssl_accepts(pki: Pki, settings: Settings) -> None:
-    init_token(settings.softhsm_conf_path, "tsa", "1357-2468", "so-1357-2468")
-    with TokenSession("tsa", "1357-2468", rw=True) as ts:
-        info = generate_keypair(ts, "ec-p256", "tsa")
-        key = private_key_for(ts, info)
-        cert = _issue("Token TSA", info.public_key, pki.issuing, pki.issuing_key, ca=False)  # type: ignore[arg-type]
+    with token_key(settings, "tsa", "1357-2468") as key:
+        cert = issue("Token TSA", key.public_key(), pki.issuing, pki.issuing_key, kind="tsa",
+                     now=NOW)
         response = pki.answer(_query(pki, "-sha256", "-cert", name="tok.tsq"), tsa_cert=cert,
                               tsa_key=key)
     done = _verify(pki, response, "tok.tsq")
