@@ -15,10 +15,8 @@ import base64
 import hashlib
 import io
 import json
-import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,24 +29,21 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pdfkit import make_pdf, rewrite_pdf, uscc_with_check
+from sitekit import Holder, ca_home, eseal_cli, seal_with_token
 from sqlalchemy import func, select
 
-from eseal.ca.authority import Authority, init_home
-from eseal.ca.enrollment import enroll_on_token
+from eseal.ca.authority import Authority
 from eseal.cli import run
-from eseal.cli.cmd_sign import build_options, http_timestamper, seal_with_usbkey
+from eseal.cli.cmd_sign import http_timestamper
 from eseal.client import EsealClient
 from eseal.errors import EsealError
-from eseal.settings import Settings, load_settings
+from eseal.settings import Settings
 from eseal.signing.intake import canonical_json, verify_receipt
 from eseal.store import open_database
 from eseal.store.models import AuditEvent
 from eseal.store.models_filings import Filing, FilingDocument, FilingReceipt
-from eseal.token import configure
 from eseal.token.client import UsbKey
-from eseal.token.softhsm import write_conf
-from eseal.token.usbkey import provision
-from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer, free_port
+from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer
 
 USCC_C = uscc_with_check("91440300MA5FPXQ12")
 NAME_C = "深圳测试印章有限公司"
@@ -113,55 +108,33 @@ class Desk:
         return int(answer.json()["id"]), data
 
     def seal(self, label: str, pdf: bytes, level: str = "B-LT") -> bytes:
-        options = build_options(page=1, at=None, field_name=None, reason="同意",
-                                location=None, level=level, certify=False, size_pt=120)
-        with UsbKey.open(label, PINS[label]) as usbkey:
-            return seal_with_usbkey(pdf, usbkey=usbkey, options=options, server=self.url).sealed
+        return seal_with_token(pdf, label, PINS[label], server=self.url, level=level,
+                               reason="同意")
 
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     tmp = tmp_path_factory.mktemp("filings")
-    home = tmp / "home"
-    home.mkdir()
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ESEAL_ENV", "test")
-    mp.setenv("ESEAL_HOME", str(home))
-    mp.delenv("ESEAL_NOW", raising=False)
-    mp.setenv("SOFTHSM2_CONF", str(write_conf(home / "softhsm2.conf", home / "tokens")))
-    port = free_port()
-    settings = load_settings(home, base_url=f"http://127.0.0.1:{port}")
-    configure(settings.pkcs11_module, settings.softhsm_conf_path)
-    init_home(settings)
-    with (home / "eseal.toml").open("a") as toml:
-        toml.write(f"upload_limit_bytes = {LIMIT}\n")
-    with Authority.open(settings) as auth:
-        for uscc, name, rep in ((USCC_A, NAME_A, "张三"), (USCC_B, NAME_B, "李四"),
-                                (USCC_C, NAME_C, "陈六")):
-            auth.register_enterprise(uscc=uscc, name=name, legal_rep=rep, actor=ACTOR)
-        for label, (uscc, role, holder) in HOLDERS.items():
-            provision(settings.softhsm_conf_path, label, PINS[label], f"so-{PINS[label]}-x")
-            enroll_on_token(auth, label=label, pin=PINS[label], uscc=uscc, role=role,
-                            holder=holder, actor=ACTOR)
-        root = auth.certificate("root")
-    work = tmp / "work"
-    work.mkdir()
-    server = LiveServer(home, port)
-    d = Desk(home, load_settings(home), server, root, work)
-    try:
-        yield d
-    finally:
-        for api in d.sessions.values():
-            api.close()
-        server.stop()
-        mp.undo()
+    with ca_home(tmp / "home",
+                 enterprises=[(USCC_A, NAME_A, "张三"), (USCC_B, NAME_B, "李四"),
+                              (USCC_C, NAME_C, "陈六")],
+                 holders=[Holder(label, PINS[label], uscc, role, holder)
+                          for label, (uscc, role, holder) in HOLDERS.items()],
+                 toml=f"upload_limit_bytes = {LIMIT}\n") as ca:
+        work = tmp / "work"
+        work.mkdir()
+        server = LiveServer(ca.home, ca.port)
+        d = Desk(ca.home, ca.settings, server, ca.root, work)
+        try:
+            yield d
+        finally:
+            for api in d.sessions.values():
+                api.close()
+            server.stop()
 
 
 def _cli(desk: Desk, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESEAL_")}
-    env.update(ESEAL_ENV="test", ESEAL_HOME=str(desk.home))
-    return subprocess.run([sys.executable, "-m", "eseal", *args], env=env, input=stdin,
-                          capture_output=True, text=True, timeout=120, cwd=desk.work)
+    return eseal_cli(*args, home=desk.home, stdin=stdin, cwd=desk.work)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,11 +493,8 @@ def test_drafts_with_an_empty_field_xref_streams_or_a_counterpartys_seal_take_th
         answer = desk.post("wang", "/filings", data)
         assert answer.status_code == 201, (name, answer.text)
         fid = answer.json()["id"]
-        options = build_options(page=1, at=None, field_name=field_name, reason=None,
-                                location=None, level="B-LT", certify=False, size_pt=120)
-        with UsbKey.open("zhang", PINS["zhang"]) as usbkey:
-            sealed = seal_with_usbkey(data, usbkey=usbkey, options=options,
-                                      server=desk.url).sealed
+        sealed = seal_with_token(data, "zhang", PINS["zhang"], server=desk.url,
+                                 field_name=field_name)
         accepted = desk.post("zhang", f"/filings/{fid}/seal", sealed)
         assert accepted.status_code == 200, (name, accepted.text)
         assert accepted.json()["receipt"]["seal_certificate_serial"]

@@ -4,9 +4,7 @@ openssl; the freeze window outlives the unfreeze; bad input changes nothing and 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sitekit import eseal_cli
 from sqlalchemy import func, select
 
 from eseal.ca import lifecycle, status
@@ -281,9 +280,7 @@ def test_revoke_all_revokes_one_enterprise_at_once_and_a_rerun_changes_nothing(
 
 
 def eseal(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, ESEAL_HOME=str(home), ESEAL_ENV="test")
-    done = subprocess.run([sys.executable, "-m", "eseal", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = eseal_cli(*args, home=home)
     assert done.returncode == code, done.stdout + done.stderr
     return done
 

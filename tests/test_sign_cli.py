@@ -11,10 +11,8 @@ pyHanko's validator with ``revocation_mode="require"`` and our root as the only 
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,20 +25,16 @@ from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
+from sitekit import Holder, ca_home, eseal_cli, seal_with_token
 
-from eseal.ca.authority import Authority, init_home
-from eseal.ca.enrollment import enroll_on_token
-from eseal.settings import Settings, load_settings
+from eseal.settings import Settings
 from eseal.signing.seal_image import SealSpec, render_seal
 from eseal.signing.verify import verify_pdf
-from eseal.token import configure
 from eseal.token.softhsm import write_conf
-from eseal.token.usbkey import provision
-from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer, free_port
+from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer
 
 PIN_A = "4913-7720"
 PIN_B = "8802-1536"
-ACTOR = "officer:test"
 
 
 @dataclass
@@ -59,12 +53,7 @@ class Site:
     def run(self, *args: str, stdin: str | None = None, home: Path | None = None
             ) -> subprocess.CompletedProcess[str]:
         """``eseal ARGS`` as the holder runs it: from the client home unless told otherwise."""
-        where = home or self.client
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ESEAL_")
-               and k != "SOFTHSM2_CONF"}
-        env.update(ESEAL_ENV="test", ESEAL_HOME=str(where))
-        return subprocess.run([sys.executable, "-m", "eseal", *args], env=env, input=stdin,
-                              capture_output=True, text=True, timeout=120, cwd=self.work)
+        return eseal_cli(*args, home=home or self.client, stdin=stdin, cwd=self.work)
 
 
 def _copy_user_tokens(tokens: Path, target: Path, labels: list[str]) -> None:
@@ -85,41 +74,23 @@ def _copy_user_tokens(tokens: Path, target: Path, labels: list[str]) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("site")
-    home = tmp / "home"
-    home.mkdir()
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ESEAL_ENV", "test")
-    mp.setenv("ESEAL_HOME", str(home))
-    mp.delenv("ESEAL_NOW", raising=False)
-    conf = write_conf(home / "softhsm2.conf", home / "tokens")
-    mp.setenv("SOFTHSM2_CONF", str(conf))
-    port = free_port()
-    settings = load_settings(home, base_url=f"http://127.0.0.1:{port}")
-    configure(settings.pkcs11_module, settings.softhsm_conf_path)
-    init_home(settings)
-    with Authority.open(settings) as auth:
-        auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三", actor=ACTOR)
-        auth.register_enterprise(uscc=USCC_B, name=NAME_B, legal_rep="李四", actor=ACTOR)
-        for label, pin, uscc, rep in (("zhang", PIN_A, USCC_A, "张三"),
-                                      ("li", PIN_B, USCC_B, "李四")):
-            provision(settings.softhsm_conf_path, label, pin, f"so-{pin}-x")
-            enroll_on_token(auth, label=label, pin=pin, uscc=uscc, role="legal_rep",
-                            holder=rep, actor=ACTOR)
-        root = auth.certificate("root")
-    client = tmp / "client"
-    _copy_user_tokens(home / "tokens", client / "tokens", ["zhang", "li"])
-    write_conf(client / "softhsm2.conf", client / "tokens")
-    (client / "eseal.toml").write_text(f'base_url = "{settings.base_url}"\n')
-    root_pem = tmp / "root.pem"
-    root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
-    work = tmp / "work"
-    work.mkdir()
-    server = LiveServer(home, port)
-    try:
-        yield Site(home, load_settings(home), server, client, root, root_pem, work)
-    finally:
-        server.stop()
-        mp.undo()
+    with ca_home(tmp / "home",
+                 enterprises=[(USCC_A, NAME_A, "张三"), (USCC_B, NAME_B, "李四")],
+                 holders=[Holder("zhang", PIN_A, USCC_A, "legal_rep", "张三"),
+                          Holder("li", PIN_B, USCC_B, "legal_rep", "李四")]) as ca:
+        client = tmp / "client"
+        _copy_user_tokens(ca.home / "tokens", client / "tokens", ["zhang", "li"])
+        write_conf(client / "softhsm2.conf", client / "tokens")
+        (client / "eseal.toml").write_text(f'base_url = "{ca.settings.base_url}"\n')
+        root_pem = tmp / "root.pem"
+        root_pem.write_bytes(ca.root.public_bytes(serialization.Encoding.PEM))
+        work = tmp / "work"
+        work.mkdir()
+        server = LiveServer(ca.home, ca.port)
+        try:
+            yield Site(ca.home, ca.settings, server, client, ca.root, root_pem, work)
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -252,9 +223,7 @@ def test_b_lta_seal_makes_one_token_signature_and_passes_pyhanko_ades_lta_valida
     from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
     from pyhanko_certvalidator.registry import SimpleTrustManager
 
-    from eseal.cli.cmd_sign import build_options, seal_with_usbkey
     from eseal.token import signer as token_signer
-    from eseal.token.client import UsbKey
 
     calls: list[bytes] = []
     original = token_signer._TokenKeyMixin._sign_raw
@@ -264,13 +233,9 @@ def test_b_lta_seal_makes_one_token_signature_and_passes_pyhanko_ades_lta_valida
         return original(self, data, mechanism, param)
 
     monkeypatch.setattr(token_signer._TokenKeyMixin, "_sign_raw", counting)
-    options = build_options(page=1, at="72,72", field_name=None, reason=None, location=None,
-                            level="B-LTA", certify=False, size_pt=100)
-    with UsbKey.open("zhang", PIN_A) as usbkey:
-        result = seal_with_usbkey(draft.read_bytes(), usbkey=usbkey, options=options,
-                                  server=site.server.url)
+    sealed = seal_with_token(draft.read_bytes(), "zhang", PIN_A, server=site.server.url,
+                             level="B-LTA", at="72,72", size_pt=100)
     assert len(calls) == 1
-    sealed = result.sealed
     reader = PdfFileReader(io.BytesIO(sealed))
     assert len(reader.embedded_timestamp_signatures) == 1
 

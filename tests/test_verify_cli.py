@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +20,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pdfkit import asn1_cert, make_pdf, make_pki, rewrite_pdf
+from sitekit import Holder, ca_home, eseal_cli, seal_with_token
 
-from eseal.ca.authority import Authority, init_home
-from eseal.ca.enrollment import enroll_on_token
+from eseal.ca.authority import Authority
 from eseal.cli import run
-from eseal.cli.cmd_sign import build_options, seal_with_usbkey
-from eseal.settings import load_settings
-from eseal.token import configure
-from eseal.token.client import UsbKey
-from eseal.token.softhsm import write_conf
-from eseal.token.usbkey import provision
-from tests.conftest import NAME_A, USCC_A, LiveServer, free_port, make_csr
+from tests.conftest import NAME_A, USCC_A, LiveServer, make_csr
 
 PIN = "4913-7720"
 
@@ -88,67 +79,34 @@ def _independent_seal(auth: Authority, pdf: bytes, server: str) -> bytes:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
     tmp = tmp_path_factory.mktemp("verify")
-    home = tmp / "home"
-    home.mkdir()
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ESEAL_ENV", "test")
-    mp.setenv("ESEAL_HOME", str(home))
-    mp.delenv("ESEAL_NOW", raising=False)
-    mp.setenv("SOFTHSM2_CONF", str(write_conf(home / "softhsm2.conf", home / "tokens")))
-    port = free_port()
-    settings = load_settings(home, base_url=f"http://127.0.0.1:{port}")
-    configure(settings.pkcs11_module, settings.softhsm_conf_path)
-    init_home(settings)
-    server = None
-    try:
-        with Authority.open(settings) as auth:
-            auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三",
-                                     actor="officer:test")
-            provision(settings.softhsm_conf_path, "zhang", PIN, "so-pin-4913-x")
-            enroll_on_token(auth, label="zhang", pin=PIN, uscc=USCC_A, role="legal_rep",
-                            holder="张三", actor="officer:test")
-            root = auth.certificate("root")
-            server = LiveServer(home, port)
+    with ca_home(tmp / "home", enterprises=[(USCC_A, NAME_A, "张三")],
+                 holders=[Holder("zhang", PIN, USCC_A, "legal_rep", "张三")]) as ca:
+        server = LiveServer(ca.home, ca.port)
+        try:
             draft = make_pdf(pages=2).data
-            with UsbKey.open("zhang", PIN) as usbkey:
-                ours = seal_with_usbkey(draft, usbkey=usbkey, server=server.url,
-                                        options=build_options(
-                                            page=1, at=None, field_name=None, reason=None,
-                                            location=None, level="B-LT", certify=False,
-                                            size_pt=120)).sealed
-            independent = _independent_seal(auth, draft, server.url)
-    finally:
-        if server is not None:
+            ours = seal_with_token(draft, "zhang", PIN, server=server.url)
+            with Authority.open(ca.settings) as auth:
+                independent = _independent_seal(auth, draft, server.url)
+        finally:
             server.stop()  # from here on, no service answers
-    root_pem = tmp / "root.pem"
-    root_pem.write_bytes(root.public_bytes(serialization.Encoding.PEM))
-    (tmp / "ours.pdf").write_bytes(ours)
-    (tmp / "independent.pdf").write_bytes(independent)
-    try:
-        yield Files(home, root, root_pem, tmp / "ours.pdf", tmp / "independent.pdf", tmp)
-    finally:
-        mp.undo()
-
-
-def eseal(*args: str, home: Path | str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESEAL_")
-           and k != "SOFTHSM2_CONF"}
-    env.update(ESEAL_ENV="test", ESEAL_HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "eseal", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+        root_pem = tmp / "root.pem"
+        root_pem.write_bytes(ca.root.public_bytes(serialization.Encoding.PEM))
+        (tmp / "ours.pdf").write_bytes(ours)
+        (tmp / "independent.pdf").write_bytes(independent)
+        yield Files(ca.home, ca.root, root_pem, tmp / "ours.pdf", tmp / "independent.pdf", tmp)
 
 
 def test_b_lt_seal_verifies_with_neither_a_home_nor_a_service(files: Files) -> None:
     nowhere = files.work / "no-such-home"
-    done = eseal("verify", str(files.ours), "--trust", str(files.root_pem), home=nowhere)
+    done = eseal_cli("verify", str(files.ours), "--trust", str(files.root_pem), home=nowhere)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Verdict 验证结论: VALID 有效" in done.stdout
     assert "Credit code 统一社会信用代码: " + USCC_A in done.stdout
     assert "PAdES level PAdES 级别: B-LT" in done.stdout
     assert not nowhere.exists()  # nothing was created either
 
-    done = eseal("verify", str(files.ours), "--trust", str(files.root_pem), "--json",
-                 home=nowhere)
+    done = eseal_cli("verify", str(files.ours), "--trust", str(files.root_pem), "--json",
+                     home=nowhere)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert (report["verdict"], report["verdict_zh"], report["exit_code"]) == ("valid", "有效", 0)
@@ -160,10 +118,10 @@ def test_b_lt_seal_verifies_with_neither_a_home_nor_a_service(files: Files) -> N
 
 
 def test_default_trust_is_the_homes_root_and_another_root_cannot_judge(files: Files) -> None:
-    assert eseal("verify", str(files.ours), home=files.home).returncode == 0
+    assert eseal_cli("verify", str(files.ours), home=files.home).returncode == 0
     stranger = files.work / "stranger.pem"
     stranger.write_bytes(make_pki(ca_name="Other").root.pem)
-    done = eseal("verify", str(files.ours), "--trust", str(stranger), home=files.home)
+    done = eseal_cli("verify", str(files.ours), "--trust", str(stranger), home=files.home)
     assert done.returncode == 2, done.stdout
     assert "CHAIN_UNTRUSTED" in done.stdout and "INDETERMINATE" in done.stdout
 
