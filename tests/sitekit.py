@@ -1,5 +1,5 @@
 """End-to-end test kit: a CA home with enrolled USB-Keys, the ``eseal`` CLI as its own process,
-sealing through a USB-Key.
+sealing through a USB-Key, and counting what the token signs.
 
 Why a kit: the filing, ``eseal sign`` and ``eseal verify`` tests each need the same site — an
 initialised home bound to a free loopback port, enterprises registered, holders' SoftHSM
@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -32,6 +33,7 @@ from eseal.ca.enrollment import enroll_on_token
 from eseal.cli.cmd_sign import build_options, seal_with_usbkey
 from eseal.settings import Settings, load_settings
 from eseal.token import configure
+from eseal.token import signer as token_signer
 from eseal.token.client import UsbKey
 from eseal.token.softhsm import write_conf
 from eseal.token.usbkey import provision
@@ -115,3 +117,16 @@ def seal_with_token(pdf: bytes, label: str, pin: str, *, server: str, level: str
     with UsbKey.open(label, pin) as usbkey:
         return seal_with_usbkey(pdf, usbkey=usbkey, options=options, server=server).sealed
 
+
+def count_token_signatures(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """A list that receives every raw signature input a token key is asked to sign (the
+    lowest level, below sign/sign_digest), until ``monkeypatch`` is undone."""
+    calls: list[bytes] = []
+    original = token_signer._TokenKeyMixin._sign_raw
+
+    def counting(self: Any, data: bytes, mechanism: Any, param: Any = None) -> bytes:
+        calls.append(data)
+        return original(self, data, mechanism, param)
+
+    monkeypatch.setattr(token_signer._TokenKeyMixin, "_sign_raw", counting)
+    return calls

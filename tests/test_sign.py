@@ -36,6 +36,7 @@ from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timesta
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from sitekit import count_token_signatures
 
 from eseal.ca import oids
 from eseal.errors import Conflict, EsealError, InvalidInput
@@ -309,15 +310,7 @@ def party_b(token: TokenSession, pki: Pki) -> Enterprise:
 @pytest.fixture
 def token_signatures(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every raw signature the token makes (the lowest level, below sign/sign_digest)."""
-    calls: list[bytes] = []
-    original = token_signer._TokenKeyMixin._sign_raw
-
-    def counting(self, data, mechanism, param=None):  # type: ignore[no-untyped-def]
-        calls.append(data)
-        return original(self, data, mechanism, param)
-
-    monkeypatch.setattr(token_signer._TokenKeyMixin, "_sign_raw", counting)
-    return calls
+    return count_token_signatures(monkeypatch)
 
 
 # -- PDFs to seal ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
-from sitekit import Holder, ca_home, eseal_cli, seal_with_token
+from sitekit import Holder, ca_home, count_token_signatures, eseal_cli, seal_with_token
 
 from eseal.settings import Settings
 from eseal.signing.seal_image import SealSpec, render_seal
@@ -223,16 +223,7 @@ def test_b_lta_seal_makes_one_token_signature_and_passes_pyhanko_ades_lta_valida
     from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
     from pyhanko_certvalidator.registry import SimpleTrustManager
 
-    from eseal.token import signer as token_signer
-
-    calls: list[bytes] = []
-    original = token_signer._TokenKeyMixin._sign_raw
-
-    def counting(self, data, mechanism, param=None):  # type: ignore[no-untyped-def]
-        calls.append(data)
-        return original(self, data, mechanism, param)
-
-    monkeypatch.setattr(token_signer._TokenKeyMixin, "_sign_raw", counting)
+    calls = count_token_signatures(monkeypatch)
     sealed = seal_with_token(draft.read_bytes(), "zhang", PIN_A, server=site.server.url,
                              level="B-LTA", at="72,72", size_pt=100)
     assert len(calls) == 1
