@@ -234,15 +234,30 @@ def test_an_agent_cannot_seal_and_other_enterprises_see_nothing(desk: Desk) -> N
     assert desk.get("zhang", f"/filings/{fid}").json()["status"] == "draft"
 
 
+def _pyhanko_token_seal(desk: Desk, label: str, writer: Any, field_name: str) -> bytes:
+    """``writer`` (a pyHanko IncrementalPdfFileWriter) signed by pyHanko's own PdfSigner with
+    the USB-Key's seal key and our /tsa: a B-T seal without any of the checks our signer makes
+    before it signs."""
+    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
+
+    from eseal.signing.sign import TokenSigner
+
+    with UsbKey.open(label, PINS[label]) as usbkey, httpx.Client() as http:
+        signer = TokenSigner(usbkey.seal_key(), usbkey.certificate("seal"),  # type: ignore[arg-type]
+                             usbkey.chain())
+        out = io.BytesIO()
+        PdfSigner(PdfSignatureMetadata(field_name=field_name, subfilter=SigSeedSubFilter.PADES),
+                  signer, timestamper=http_timestamper(http, f"{desk.url}/tsa")).sign_pdf(
+            writer, output=out)
+    return out.getvalue()
+
+
 def _seal_with_extra_change(desk: Desk, label: str, draft: bytes) -> bytes:
     """One update that adds the seal *and* rewrites a page's content stream: signed, intact,
     timestamped, and still not what the agent submitted."""
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign.fields import SigSeedSubFilter
-    from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
-
-    from eseal.signing.sign import TokenSigner
 
     writer = IncrementalPdfFileWriter(io.BytesIO(draft))
     page_ref = writer.root["/Pages"]["/Kids"][0]
@@ -251,14 +266,7 @@ def _seal_with_extra_change(desk: Desk, label: str, draft: bytes) -> bytes:
     stream = generic.StreamObject(stream_data=b"BT /F1 18 Tf 72 720 Td (PAY 9,999,999) Tj ET")
     writer.mark_update(generic.Reference(contents.idnum, contents.generation, writer))
     writer.objects[(contents.generation, contents.idnum)] = stream
-    with UsbKey.open(label, PINS[label]) as usbkey, httpx.Client() as http:
-        signer = TokenSigner(usbkey.seal_key(), usbkey.certificate("seal"),  # type: ignore[arg-type]
-                             usbkey.chain())
-        out = io.BytesIO()
-        PdfSigner(PdfSignatureMetadata(field_name="Sneaky", subfilter=SigSeedSubFilter.PADES),
-                  signer, timestamper=http_timestamper(http, f"{desk.url}/tsa")).sign_pdf(
-            writer, output=out)
-    return out.getvalue()
+    return _pyhanko_token_seal(desk, label, writer, "Sneaky")
 
 
 def test_uploads_that_are_not_the_draft_plus_one_current_seal_are_refused_and_not_stored(
@@ -450,20 +458,9 @@ def _seal_b_t_without_checks(desk: Desk, label: str, draft: bytes) -> bytes:
     """A B-T seal made by pyHanko with the token key and our /tsa, without the pre-signing
     revocation check our signer does (so it can be made while the certificate is frozen)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign.fields import SigSeedSubFilter
-    from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
 
-    from eseal.signing.sign import TokenSigner
-
-    with UsbKey.open(label, PINS[label]) as usbkey, httpx.Client() as http:
-        signer = TokenSigner(usbkey.seal_key(), usbkey.certificate("seal"),  # type: ignore[arg-type]
-                             usbkey.chain())
-        out = io.BytesIO()
-        PdfSigner(PdfSignatureMetadata(field_name="Frozen", subfilter=SigSeedSubFilter.PADES),
-                  signer, timestamper=http_timestamper(http, f"{desk.url}/tsa")).sign_pdf(
-            IncrementalPdfFileWriter(io.BytesIO(draft)), output=out)
-    return out.getvalue()
-
+    return _pyhanko_token_seal(desk, label, IncrementalPdfFileWriter(io.BytesIO(draft)),
+                               "Frozen")
 
 
 def _with_empty_field(data: bytes, name: str) -> bytes:
