@@ -54,12 +54,30 @@ def soon() -> datetime:
     return datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
 
 
-def test_freeze_is_a_hold_everywhere_and_unfreeze_drops_the_crl_entry(
-        authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
-    serial = issue(authority)
+def frozen_soon(auth: Authority, monkeypatch: pytest.MonkeyPatch) -> tuple[str, datetime]:
+    """A new login certificate, frozen with the clock set to soon() (returned with it)."""
+    serial = issue(auth)
     t0 = soon()
     at(monkeypatch, t0)
-    lifecycle.freeze(authority, serial, actor=ACTOR)
+    lifecycle.freeze(auth, serial, actor=ACTOR)
+    return serial, t0
+
+
+def renewed(auth: Authority, monkeypatch: pytest.MonkeyPatch) -> tuple[str, lifecycle.Renewal]:
+    """A new login certificate and its same-key renewal, the clock set 30 days before the
+    old one expires."""
+    old = issue(auth)
+    with auth.db.read() as s:
+        expiry = s.get_one(Certificate, old).not_after
+    at(monkeypatch, expiry - timedelta(days=30))
+    renewal = lifecycle.renew_one(auth, old, actor=ACTOR)
+    assert isinstance(renewal, lifecycle.Renewal)
+    return old, renewal
+
+
+def test_freeze_is_a_hold_everywhere_and_unfreeze_drops_the_crl_entry(
+        authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
+    serial, t0 = frozen_soon(authority, monkeypatch)
     held = entry(authority, serial)
     assert held is not None and reason_of(held) == x509.ReasonFlags.certificate_hold
     assert held.revocation_date_utc == t0
@@ -84,10 +102,7 @@ def test_freeze_is_a_hold_everywhere_and_unfreeze_drops_the_crl_entry(
 
 def test_revoking_a_frozen_certificate_keeps_the_hold_as_revocation_time(
         authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
-    serial = issue(authority)
-    t0 = soon()
-    at(monkeypatch, t0)
-    lifecycle.freeze(authority, serial, actor=ACTOR)
+    serial, t0 = frozen_soon(authority, monkeypatch)
     at(monkeypatch, t0 + timedelta(days=2))
     change = lifecycle.revoke(authority, serial, reason="keyCompromise", actor=ACTOR)
     assert (change.status, change.reason, change.revoked_at) == ("revoked", "keyCompromise", t0)
@@ -124,6 +139,15 @@ def _crl_pem(der: bytes) -> bytes:
     return x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM)
 
 
+def _openssl_verify(folder: Path, crls: str, cert: str) -> subprocess.CompletedProcess[str]:
+    """openssl verify -crl_check_all of ``cert`` against root.pem and issuing.pem, with the
+    CRLs in ``crls`` (all files in ``folder``)."""
+    return subprocess.run(
+        ["openssl", "verify", "-CAfile", folder / "root.pem", "-untrusted",
+         folder / "issuing.pem", "-CRLfile", folder / crls, "-crl_check_all", folder / cert],
+        capture_output=True, text=True)
+
+
 def test_openssl_crl_check_all_with_both_crls_reports_the_revoked_certificate(
         authority: Authority, tmp_path: Path) -> None:
     good = authority.issue(make_csr(), uscc=USCC_A, profile="seal", holder="张三",
@@ -139,20 +163,14 @@ def test_openssl_crl_check_all_with_both_crls_reports_the_revoked_certificate(
     results = {}
     for name, issued in (("good", good), ("bad", bad)):
         (tmp_path / f"{name}.pem").write_bytes(issued.pem)
-        results[name] = subprocess.run(
-            ["openssl", "verify", "-CAfile", tmp_path / "root.pem",
-             "-untrusted", tmp_path / "issuing.pem", "-CRLfile", tmp_path / "crls.pem",
-             "-crl_check_all", tmp_path / f"{name}.pem"], capture_output=True, text=True)
+        results[name] = _openssl_verify(tmp_path, "crls.pem", f"{name}.pem")
     assert results["good"].returncode == 0, results["good"].stderr
     assert ": OK" in results["good"].stdout
     assert results["bad"].returncode != 0
     assert "certificate revoked" in results["bad"].stdout + results["bad"].stderr
     # Without the root's CRL openssl cannot check the issuing CA: both CRLs are needed.
     (tmp_path / "only.pem").write_bytes(_crl_pem(status.current_crl(authority, "issuing")))
-    partial = subprocess.run(
-        ["openssl", "verify", "-CAfile", tmp_path / "root.pem", "-untrusted",
-         tmp_path / "issuing.pem", "-CRLfile", tmp_path / "only.pem", "-crl_check_all",
-         tmp_path / "good.pem"], capture_output=True, text=True)
+    partial = _openssl_verify(tmp_path, "only.pem", "good.pem")
     assert partial.returncode != 0 and "unable to get certificate CRL" in partial.stdout \
         + partial.stderr
 
@@ -314,32 +332,22 @@ def test_revoking_a_renewed_certificate_revokes_the_one_it_was_renewed_from(
     """A same-key renewal leaves the old certificate good until it expires; revoking the key's
     current certificate must not leave that older one good (a lost or compromised key would
     still seal under it)."""
-    old = issue(authority)
-    with authority.db.read() as s:
-        expiry = s.get_one(Certificate, old).not_after
-    at(monkeypatch, expiry - timedelta(days=30))
-    renewed = lifecycle.renew_one(authority, old, actor=ACTOR)
-    assert isinstance(renewed, lifecycle.Renewal)
+    old, renewal = renewed(authority, monkeypatch)
     other = issue(authority)  # another key: untouched
-    lifecycle.revoke(authority, renewed.serial, reason=reason, actor=ACTOR)
+    lifecycle.revoke(authority, renewal.serial, reason=reason, actor=ACTOR)
     with authority.db.read() as s:
         statuses = {serial: s.get_one(Certificate, serial).status
-                    for serial in (old, renewed.serial, other)}
-    assert statuses == {old: "revoked", renewed.serial: "revoked", other: "good"}
+                    for serial in (old, renewal.serial, other)}
+    assert statuses == {old: "revoked", renewal.serial: "revoked", other: "good"}
     assert entry(authority, old) is not None
 
 
 def test_freezing_a_renewed_certificate_freezes_the_older_one_too(
         authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
-    old = issue(authority)
-    with authority.db.read() as s:
-        expiry = s.get_one(Certificate, old).not_after
-    at(monkeypatch, expiry - timedelta(days=30))
-    renewed = lifecycle.renew_one(authority, old, actor=ACTOR)
-    assert isinstance(renewed, lifecycle.Renewal)
-    lifecycle.freeze(authority, renewed.serial, actor=ACTOR)
+    old, renewal = renewed(authority, monkeypatch)
+    lifecycle.freeze(authority, renewal.serial, actor=ACTOR)
     assert status.lookup(authority, int(old, 16)).reason == "certificateHold"
-    lifecycle.unfreeze(authority, renewed.serial, actor=ACTOR)
+    lifecycle.unfreeze(authority, renewal.serial, actor=ACTOR)
     assert status.lookup(authority, int(old, 16)).status == "good"
     with authority.db.read() as s:
         windows = s.execute(select(FreezeWindow).where(FreezeWindow.serial == old)).scalars()
