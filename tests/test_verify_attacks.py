@@ -620,3 +620,20 @@ def test_flate_stream_bytes_were_really_binary(sealed: Sealed) -> None:
     start = sealed.data.index(b"stream\n", at) + 7
     end = sealed.data.index(b"\nendstream", start)
     assert zlib.decompress(sealed.data[start:end]).startswith(b"BT /F1")
+
+
+def test_a_later_writer_refreshing_only_the_modification_date_keeps_the_seal_valid(
+        sealed: Sealed, pki: TestPki) -> None:
+    """Every incremental writer (pyHanko included) refreshes /ModDate in /Info when it adds
+    the next seal or a document timestamp a second later; that alone must not break the
+    first seal, while any other /Info change (the Title case above) still does."""
+    body = object_body(sealed.data, sealed.doc.info_id)
+    moddate = b"(D:20300101000000Z)"
+    body = replace_key(body, b"/ModDate", moddate) if b"/ModDate" in body else \
+        with_key(body, b"/ModDate " + moddate)
+    refreshed = append_update(sealed.data, {sealed.doc.info_id: body})
+    report = verify(refreshed, pki)
+    assert report.verdict == "valid", report.all_problems()
+    both = append_update(sealed.data, {sealed.doc.info_id: replace_key(
+        body, b"/Title", b"(Amended filing)")})
+    assert verify(both, pki).verdict == "invalid"

@@ -83,7 +83,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -97,7 +97,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as crypto_ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESSubIndic
 from pyhanko.sign.diff_analysis import (
     CatalogModificationRule,
@@ -113,6 +114,8 @@ from pyhanko.sign.diff_analysis import (
     SuspiciousModification,
     XrefStreamRule,
 )
+from pyhanko.sign.diff_analysis.commons import safe_whitelist
+from pyhanko.sign.diff_analysis.rules_api import Context, ReferenceUpdate, WhitelistRule
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.general import find_unique_cms_attribute
 from pyhanko.sign.validation import (
@@ -173,13 +176,48 @@ logger = logging.getLogger(__name__)
 for _name in ("pyhanko", "pyhanko_certvalidator"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
 
+class InfoDatesRule(WhitelistRule):
+    """Allow a later revision to rewrite ``/Info`` only in ``/ModDate`` and ``/Producer``.
+
+    Every incremental writer we know of (pyHanko included) refreshes the modification date
+    in ``/Info`` when it adds a seal or a document timestamp, so a contract sealed a second
+    later by the counterparty must not break the first seal. Anything else in ``/Info`` —
+    title, author, subject, keywords — stays as signed (pyHanko's ``DocInfoRule`` would allow
+    any change), and an ``/Info`` that appears, disappears or is reached indirectly is not
+    whitelisted at all.
+    """
+
+    MUTABLE = frozenset({"/ModDate", "/Producer"})
+
+    def apply(self, old: HistoricalResolver, new: HistoricalResolver
+              ) -> Iterable[ReferenceUpdate]:
+        new_ref = new.trailer_view.get_value_as_reference("/Info", optional=True)
+        old_ref = old.trailer_view.get_value_as_reference("/Info", optional=True)
+        if new_ref is None or old_ref is None:
+            return
+        old_info, new_info = old.get_object(old_ref), new.get_object(new_ref)
+        if not isinstance(old_info, generic.DictionaryObject) or \
+                not isinstance(new_info, generic.DictionaryObject):
+            return
+        for key in (set(old_info) | set(new_info)) - self.MUTABLE:
+            before, after = old_info.raw_get(key, None), new_info.raw_get(key, None)
+            if isinstance(before, generic.IndirectObject) or \
+                    isinstance(after, generic.IndirectObject) or before != after:
+                return
+        yield from map(
+            ReferenceUpdate.curry_ref(context_checked=Context.from_absolute(
+                old, RawPdfPath("/Info"))),
+            safe_whitelist(old, old_ref, new_ref))
+
+
 #: After a seal, only later signatures (new signature fields and their widgets), DSS/VRI
-#: updates, document timestamps and the XMP metadata stream (rewritten by every PAdES signer)
-#: may change. No DocInfoRule (the /Info dictionary stays as signed) and no generic form
-#: field rule (filling a text field after sealing changes what the document says).
+#: updates, document timestamps, the XMP metadata stream (rewritten by every PAdES signer)
+#: and the modification date in /Info may change. No generic form field rule (filling a text
+#: field after sealing changes what the document says).
 STRICT_DIFF_POLICY = StandardDiffPolicy(
     global_rules=[
         CatalogModificationRule(),
+        InfoDatesRule().as_qualified(ModificationLevel.LTA_UPDATES),
         XrefStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
         ObjectStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
         DSSCompareRule().as_qualified(ModificationLevel.LTA_UPDATES),
