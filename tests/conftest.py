@@ -88,13 +88,13 @@ def free_port() -> int:
 class LiveServer:
     """``eseal serve`` in its own process on 127.0.0.1, for tests where HTTP behaviour matters."""
 
-    def __init__(self, home: Path, port: int) -> None:
+    def __init__(self, home: Path, port: int, *, env: dict[str, str] | None = None) -> None:
         import subprocess
         import sys
 
         self.home, self.port = home, port
         self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, ESEAL_HOME=str(home))
+        env = dict(os.environ, ESEAL_HOME=str(home), **(env or {}))
         env.pop("SOFTHSM2_CONF", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "eseal", "serve", "--home", str(home), "--port", str(port)],

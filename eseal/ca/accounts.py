@@ -40,14 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
-    Boolean,
-    Column,
     Connection,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     bindparam,
     insert,
     select,
@@ -59,7 +52,7 @@ from eseal import clock
 from eseal.ca import identity
 from eseal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from eseal.store.models import Certificate, EnrollmentCode, Enterprise, Outbox, TokenRecord
-from eseal.store.models import UTCDateTime as _UTC
+from eseal.store.models_login import account_networks, accounts, login_attempts
 
 if TYPE_CHECKING:
     from eseal.ca.authority import Authority, Issued
@@ -78,85 +71,6 @@ PROFILES_BY_ROLE: dict[str, dict[str, str]] = {
     "auditor": {"login": "officer"},
 }
 ENROLLMENT_CODE_HOURS = 72
-
-# --- tables (created by migration 0003) -----------------------------------------------------
-metadata = MetaData()
-
-accounts = Table(
-    "accounts", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("identity", String(300), nullable=False, unique=True),
-    Column("role", String(16), nullable=False),
-    Column("name", Text, nullable=False),
-    Column("enterprise_id", Integer, nullable=True, index=True),
-    Column("status", String(16), nullable=False),  # active|disabled
-    Column("failures", Integer, nullable=False),  # possession-proving, since last success
-    Column("locked_until", _UTC, nullable=True),
-    Column("created_at", _UTC, nullable=False),
-    Column("last_login_at", _UTC, nullable=True),
-)
-
-# Each B-tree a login writes costs a page write and, with two processes, page re-reads: the
-# login tables carry only the indexes their queries need.
-login_challenges = Table(
-    "login_challenges", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),  # insertion order: purging
-    Column("nonce_hash", String(64), nullable=False, unique=True),  # SHA-256: never the nonce
-    Column("origin", Text, nullable=False),
-    Column("purpose", String(16), nullable=False),
-    Column("issued_at", _UTC, nullable=False),
-    Column("expires_at", _UTC, nullable=False),
-    Column("used_at", _UTC, nullable=True),
-    Column("address", Text, nullable=True),
-)
-
-# Keyed by the token's SHA-256 (the token itself is never stored); the session's opaque id
-# is the first 32 hex digits of that hash, found by a range on the key.
-login_sessions = Table(
-    "login_sessions", metadata,
-    Column("token_hash", String(64), primary_key=True),
-    Column("account_id", Integer, nullable=False),
-    Column("certificate_serial", String(40), nullable=False, index=True),
-    Column("created_at", _UTC, nullable=False),
-    Column("last_seen_at", _UTC, nullable=False),
-    Column("absolute_expires_at", _UTC, nullable=False),
-    Column("ended_at", _UTC, nullable=True),
-    Column("end_reason", String(32), nullable=True),
-    Column("address", Text, nullable=True),
-    sqlite_with_rowid=False,
-)
-
-login_attempts = Table(
-    "login_attempts", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),  # time order
-    Column("at", _UTC, nullable=False),
-    Column("account_id", Integer, nullable=True),
-    Column("enterprise_id", Integer, nullable=True, index=True),
-    Column("certificate_serial", String(40), nullable=True),
-    Column("address", Text, nullable=True),
-    Column("network", Text, nullable=True),
-    Column("user_agent", Text, nullable=True),
-    Column("result", String(16), nullable=False),  # ok|refused
-    Column("code", String(64), nullable=False),
-    Column("possession", Boolean, nullable=False),
-    Column("new_network", Boolean, nullable=False),
-    Column("session_id", String(32), nullable=True),
-)
-
-login_throttles = Table(
-    "login_throttles", metadata,
-    Column("key", String(200), primary_key=True),  # addr:<ip> | cert:<serial>
-    Column("failures", Integer, nullable=False),
-    Column("window_start", _UTC, nullable=False),
-    Column("blocked_until", _UTC, nullable=True),
-)
-
-account_networks = Table(
-    "account_networks", metadata,
-    Column("account_id", Integer, primary_key=True),
-    Column("network", String(64), primary_key=True),
-    Column("first_seen", _UTC, nullable=False),
-)
 
 _CERTS = Certificate.__table__
 _ENTERPRISES = Enterprise.__table__
@@ -609,9 +523,9 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
                                f"CA 已有标签为 {label!r} 的 USB-Key，请更换标签", field="label")
             if info.enterprise_id is not None:
                 ent = auth.enterprise_row(s, info.uscc or "")
-                auth._check_enterprise_active(ent)
+                auth.check_enterprise_active(ent)
                 for csr in loaded.values():
-                    auth._check_csr_subject(csr, ent)
+                    auth.check_csr_subject(csr, ent)
         return info, loaded
 
     info, loaded = auth.refusing(validate, actor=actor, action="enroll_code.redeem",
@@ -655,9 +569,9 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
         with auth.db.write() as s:
             s.connection().execute(update(_CODES).where(_CODES.c.code_hash == code_hash)
                                    .values(used_at=None))
-        from eseal.ca.enrollment import _withdraw
+        from eseal.ca.enrollment import withdraw
 
-        _withdraw(auth, issued, actor=actor, label=label, cause=exc)  # type: ignore[arg-type]
+        withdraw(auth, issued, actor=actor, label=label, cause=exc)  # type: ignore[arg-type]
         raise
     from cryptography.hazmat.primitives.serialization import Encoding
 

@@ -308,8 +308,8 @@ class Authority:
         def vet() -> Any:
             with self.db.read() as s:
                 ent = self.enterprise_row(s, uscc)
-                self._check_enterprise_active(ent)
-                self._check_csr_subject(csr, ent)
+                self.check_enterprise_active(ent)
+                self.check_csr_subject(csr, ent)
                 self.check_key_free(s, spki_sha256(public_key), profile, renewing=False)
                 return ent
 
@@ -329,14 +329,14 @@ class Authority:
         return draft.issued
 
     @staticmethod
-    def _check_enterprise_active(ent: Any) -> None:
+    def check_enterprise_active(ent: Any) -> None:
         if ent.status != "active":
             raise Conflict("ENTERPRISE_DEREGISTERED",
                            f"enterprise {ent.uscc} is deregistered: nothing new is issued",
                            f"企业 {ent.uscc} 已注销，不再签发证书", field="uscc")
 
     @staticmethod
-    def _check_csr_subject(csr: x509.CertificateSigningRequest, ent: Any) -> None:
+    def check_csr_subject(csr: x509.CertificateSigningRequest, ent: Any) -> None:
         """The CSR subject is advisory, but one that contradicts the record is refused."""
         for attr in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
             if attr.value != ent.name:

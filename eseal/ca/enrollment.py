@@ -172,7 +172,7 @@ def enroll_on_token(auth: Authority, *, label: str, pin: str, uscc: str, role: s
             record.holder = holder_name
     except BaseException as exc:
         remove_objects(ts, created)
-        _withdraw(auth, issued, actor=actor, label=label, cause=exc)
+        withdraw(auth, issued, actor=actor, label=label, cause=exc)
         raise
     finally:
         ts.close()
@@ -180,7 +180,7 @@ def enroll_on_token(auth: Authority, *, label: str, pin: str, uscc: str, role: s
                      issued=issued, key_ids={p: i.id_hex for p, i in infos.items()})
 
 
-def _withdraw(auth: Authority, issued: dict[Purpose, Issued], *, actor: str, label: str,
+def withdraw(auth: Authority, issued: dict[Purpose, Issued], *, actor: str, label: str,
               cause: BaseException) -> None:
     """Certificates issued for an enrolment that failed later never reached a holder and
     their keys are destroyed: revoke them (cessationOfOperation), audited, so no valid

@@ -435,7 +435,7 @@ def rekey(auth: Authority, old_serial: str, csr_pem: bytes, proof: bytes,
                                    "the CSR asks for the key already certified; a re-key "
                                    "needs a new key (an officer renews the same key)",
                                    "证书请求使用的仍是原密钥，更换密钥须使用新密钥", field="csr")
-            type(auth)._check_csr_subject(csr, ent)
+            type(auth).check_csr_subject(csr, ent)
             auth.check_key_free(s, new_spki, row.profile, renewing=False)
             terms = renewal_terms(not_after=row.not_after, now=clock.now(),
                                   settings=auth.settings,

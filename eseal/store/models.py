@@ -141,7 +141,9 @@ class TokenRecord(Base):
 class EnrollmentCode(Base):
     __tablename__ = "enrollment_codes"
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    # staff (officer/auditor) codes name no enterprise; migration 0003 relaxes the column
+    enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"),
+                                                      nullable=True)
     role: Mapped[str] = mapped_column(String(16))
     holder: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

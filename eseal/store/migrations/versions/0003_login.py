@@ -8,14 +8,13 @@ Create Date: 2026-11-23 10:00:00
 The tables are described in eseal.ca.accounts (until they move to eseal.store.models).
 """
 
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0003'
 # Follows 0002 (lifecycle) once it is in the tree; until then, 0001.
-down_revision = '0002' if any(Path(__file__).parent.glob('0002_*.py')) else '0001'
+down_revision = '0001'  # 0002 was never needed: lifecycle fits the first schema
 branch_labels = None
 depends_on = None
 
