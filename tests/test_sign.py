@@ -77,6 +77,18 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_key,  # t
     )
 
 
+def _ca_builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_key,  # type: ignore[no-untyped-def]
+                days: int, path_length: int) -> x509.CertificateBuilder:
+    return (
+        _builder(subject, issuer, public_key, issuer_key, days=days)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(x509.KeyUsage(
+            digital_signature=False, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False), critical=True)
+    )
+
+
 def _crl_dp(url: str) -> x509.CRLDistributionPoints:
     return x509.CRLDistributionPoints([x509.DistributionPoint(
         full_name=[x509.UniformResourceIdentifier(url)], relative_name=None,
@@ -163,24 +175,13 @@ def build_pki(base_url: str = DEAD_URL) -> Pki:
     """Root P-384 -> issuing P-256 -> (seal certificates, an RSA TSA for DummyTimeStamper)."""
     root_key = ec.generate_private_key(ec.SECP384R1())
     root_name = _name("eseal Test Root CA", "eseal test")
-    root = (
-        _builder(root_name, root_name, root_key.public_key(), root_key, days=3650)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-        .sign(root_key, hashes.SHA384())
-    )
+    root = _ca_builder(root_name, root_name, root_key.public_key(), root_key, days=3650,
+                       path_length=1).sign(root_key, hashes.SHA384())
     issuing_key = ec.generate_private_key(ec.SECP256R1())
     issuing_name = _name("eseal Test Issuing CA", "eseal test")
     issuing = (
-        _builder(issuing_name, root_name, issuing_key.public_key(), root_key, days=1825)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
+        _ca_builder(issuing_name, root_name, issuing_key.public_key(), root_key, days=1825,
+                    path_length=0)
         .add_extension(_crl_dp(f"{base_url}/crl/root.crl"), critical=False)
         .sign(root_key, hashes.SHA384())
     )
