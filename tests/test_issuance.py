@@ -181,3 +181,25 @@ def test_four_threads_issue_two_thousand_distinct_stored_certificates(
         report = authority.audit.verify(s)
     assert stored == 2000
     assert report.ok, report.findings
+
+
+def test_lint_on_issue_setting_lints_every_certificate_inside_the_ca(
+        authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eseal.ca import profiles
+
+    linted: list[list[str]] = []
+    real = profiles.lint_certificate
+
+    def spy(pem: bytes) -> list[str]:  # calls the real pkilint, records its findings
+        linted.append(real(pem))
+        return linted[-1]
+
+    monkeypatch.setattr(profiles, "lint_certificate", spy)
+    authority.issue(make_csr(), uscc=USCC_A, profile="login", holder="王五",
+                    actor="officer:test")
+    assert linted == []  # off by default: ~2.5 ms a certificate
+    linting = Authority(authority.settings.replace(lint_on_issue=True), authority.db,
+                        authority.ca_session)
+    linting.issue(make_csr(), uscc=USCC_A, profile="seal", holder="张三",
+                  actor="officer:test")
+    assert linted == [[]]
