@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko_certvalidator import ValidationContext
+from threadkit import in_threads
 
 from eseal import clock
 from eseal.ca.crl import der_tlv
@@ -371,16 +372,12 @@ def test_serials_carry_the_counter_and_blocks_never_repeat_across_allocators() -
     issued: list[int] = []
     issued_lock = threading.Lock()
 
-    def work(blocks: SerialBlocks) -> None:
-        mine = [blocks.next_serial() for _ in range(500)]
+    def work(i: int) -> None:
+        mine = [processes[i % 2].next_serial() for _ in range(500)]
         with issued_lock:
             issued.extend(mine)
 
-    threads = [threading.Thread(target=work, args=(processes[i % 2],)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert not in_threads(work, 4)
     counters = [s >> 32 for s in issued]
     assert len(set(counters)) == len(issued) == 2000
     assert counter["calls"] <= 2000 // 64 + 2

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from pkcs11 import Attribute, ObjectClass
 from sqlalchemy import func, select
+from threadkit import in_threads
 
 from eseal.ca.authority import Authority, Issued
 from eseal.ca.enrollment import enroll_on_token, refresh_token
@@ -196,23 +196,15 @@ def test_eight_threads_sign_a_thousand_times_each_and_every_signature_verifies(
     public = usbkey.certificate("login").public_key()
     assert isinstance(public, ec.EllipticCurvePublicKey)
     results: dict[int, list[tuple[bytes, bytes]]] = {}
-    errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        try:
-            out = []
-            for i in range(1000):
-                digest = hashlib.sha256(f"{n}-{i}".encode()).digest()
-                out.append((digest, usbkey.sign_digest("login", digest)))
-            results[n] = out
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        out = []
+        for i in range(1000):
+            digest = hashlib.sha256(f"{n}-{i}".encode()).digest()
+            out.append((digest, usbkey.sign_digest("login", digest)))
+        results[n] = out
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = in_threads(work, 8)
     usbkey.close()
     assert not errors
     assert sum(len(v) for v in results.values()) == 8000
