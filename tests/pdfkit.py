@@ -66,6 +66,7 @@ __all__ = [
     "add_dss",
     "append_update",
     "asn1_cert",
+    "break_startxref",
     "crl_der",
     "last_startxref",
     "linearized_layout",
@@ -620,6 +621,12 @@ def last_startxref(data: bytes) -> int:
     if not m:
         raise ValueError("no startxref/%%EOF at the end of the data")
     return int(m.group(1))
+
+
+def break_startxref(data: bytes) -> bytes:
+    """``data`` with its last startxref pointing at offset 12, where no xref is."""
+    at = data.rindex(b"startxref")
+    return data[:at] + b"startxref\n12\n%%EOF\n"
 
 
 def _trailer_entries(data: bytes) -> dict[str, str]:

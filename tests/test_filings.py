@@ -28,7 +28,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pdfkit import make_pdf, rewrite_pdf, uscc_with_check
+from pdfkit import break_startxref, make_pdf, rewrite_pdf, uscc_with_check
 from sitekit import Holder, ca_home, eseal_cli, seal_with_token
 from sqlalchemy import func, select
 
@@ -301,11 +301,6 @@ def test_uploads_that_are_not_the_draft_plus_one_current_seal_are_refused_and_no
     assert accepted.status_code == 200, accepted.text
 
 
-def _broken_xref(data: bytes) -> bytes:
-    at = data.rindex(b"startxref")
-    return data[:at] + b"startxref\n12\n%%EOF\n"
-
-
 def test_bad_drafts_get_clear_errors_no_5xx_and_nothing_is_stored(desk: Desk) -> None:
     sample = make_pdf().data
     bad = {
@@ -313,7 +308,7 @@ def test_bad_drafts_get_clear_errors_no_5xx_and_nothing_is_stored(desk: Desk) ->
         "PDF_NOT_PDF": b"GIF89a\x01\x00 not a pdf",
         "PDF_TRUNCATED": sample[: len(sample) // 2],
         "PDF_ENCRYPTED": rewrite_pdf(sample, xref_stream=False, encrypt_password="pw"),
-        "PDF_BROKEN_XREF": _broken_xref(sample),
+        "PDF_BROKEN_XREF": break_startxref(sample),
         "TRAILING_BYTES": sample + b"\n<html>not part of the PDF</html>\n",
     }
     before = desk.count(Filing)

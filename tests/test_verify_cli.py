@@ -19,7 +19,7 @@ from asn1crypto import keys as asn1_keys
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pdfkit import asn1_cert, make_pdf, make_pki, rewrite_pdf
+from pdfkit import asn1_cert, break_startxref, make_pdf, make_pki, rewrite_pdf
 from sitekit import Holder, ca_home, eseal_cli, seal_with_token
 
 from eseal.ca.authority import Authority
@@ -154,18 +154,13 @@ def test_a_tampered_seal_is_invalid(files: Files, capsys: pytest.CaptureFixture[
     assert "INVALID 无效" in out
 
 
-def _broken_xref(data: bytes) -> bytes:
-    at = data.rindex(b"startxref")
-    return data[:at] + b"startxref\n12\n%%EOF\n"
-
-
 @pytest.mark.parametrize(("name", "make", "code"), [
     ("empty", lambda: b"", "PDF_EMPTY"),
     ("not-a-pdf", lambda: b"PK\x03\x04 a zip, not a pdf", "PDF_NOT_PDF"),
     ("truncated", lambda: make_pdf().data[:900], "PDF_TRUNCATED"),
     ("encrypted", lambda: rewrite_pdf(make_pdf().data, xref_stream=False,
                                       encrypt_password="pw"), "PDF_ENCRYPTED"),
-    ("broken-xref", lambda: _broken_xref(make_pdf().data), "PDF_BROKEN_XREF"),
+    ("broken-xref", lambda: break_startxref(make_pdf().data), "PDF_BROKEN_XREF"),
     ("unsigned", lambda: make_pdf().data, "PDF_NO_SIGNATURE"),
 ])
 def test_input_that_is_not_a_signed_pdf_cannot_be_judged(
