@@ -201,7 +201,8 @@ class Demo:
         self.eseal("verify", str(sealed), "--trust", str(self.out / "root.pem"))
 
         self.step("输出", "files left for you")
-        self.eseal("seal", "image", "--enterprise", USCC, "-o", str(self.out / "seal.png"))
+        self.eseal("seal", "image", "--enterprise", USCC, "--title", "公章", "-o",
+                   str(self.out / "seal.png"))
         subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile",
                         str(sealed), str(self.out / "annual-report-sealed-page1")], check=True)
         self.stop()
