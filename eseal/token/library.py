@@ -19,10 +19,11 @@ close never logs others out.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import pkcs11
@@ -59,14 +60,65 @@ _state = _State()
 
 def _after_fork_in_child() -> None:
     """A forked child inherits a locked lock and a library initialised by its parent."""
-    global PKCS11_LOCK
+    global PKCS11_LOCK, _process_lock
     PKCS11_LOCK = threading.RLock()
+    _process_lock = _ProcessLock()  # the parent's flock and depth are not ours
     _state.pid = -1  # forces a fresh C_Initialize on first use in the child
     _state.generation += 1  # sessions inherited from the parent are dead here
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _ProcessLock:
+    """An advisory ``flock`` shared by every process using this SoftHSM configuration.
+
+    Measured: when two processes initialise the module or log in to the same token in the
+    same instant, one of them may see no token, or get CKR_GENERAL_ERROR from C_Login —
+    SoftHSM rewrites a token's files on login while the other process reads them. Holding
+    this lock around C_Initialize and around opening/logging in serialises exactly those
+    moments; signing afterwards runs in parallel. Re-entrant within the process (every caller
+    already holds ``PKCS11_LOCK``, so a depth counter is enough).
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+        self._depth = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        if self._depth == 0:
+            self._fd = self._open()
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
+
+    @staticmethod
+    def _open() -> int | None:
+        if not _state.conf_path:
+            return None
+        try:
+            return os.open(os.path.join(os.path.dirname(os.path.abspath(_state.conf_path)),
+                                        ".eseal-pkcs11.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # a read-only configuration directory: nothing to coordinate with
+            return None
+
+
+_process_lock = _ProcessLock()
+
+
+def across_processes() -> AbstractContextManager[None]:
+    """Hold the inter-process lock (call with ``lock()`` held)."""
+    return _process_lock.held()
 
 
 def lock() -> threading.RLock:
@@ -115,7 +167,8 @@ def _load() -> pkcs11.lib:
             field="pkcs11_module",
         )
     if _state.lib is None:
-        _state.lib = pkcs11.lib(_state.module_path)
+        with across_processes():
+            _state.lib = pkcs11.lib(_state.module_path)
         _state.raw = ctypes.CDLL(_state.module_path)
         _state.raw.C_Login.argtypes = [ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p,
                                        ctypes.c_ulong]
@@ -133,7 +186,8 @@ def _reinitialize() -> None:
         _state.lib.finalize()
     except PKCS11Error:
         pass  # after fork the child's view of initialisation is unreliable; start over
-    _state.lib.initialize()
+    with across_processes():
+        _state.lib.initialize()
     _state.pid = os.getpid()
     _state.generation += 1
 
@@ -170,10 +224,10 @@ def find_token(label: str) -> pkcs11.Token:
     """The token with this label; the error lists the labels that do exist."""
     with lock():
         lib = library()
-        matches = list(lib.get_tokens(token_label=label))
-        if not matches:
+        matches = _tokens_labelled(lib, label)
+        if not matches:  # perhaps created by another process since our C_Initialize
             refresh()
-            matches = list(lib.get_tokens(token_label=label))
+            matches = _tokens_labelled(lib, label)
         if not matches:
             present = token_labels()
             listing = ", ".join(present) if present else "none"
@@ -185,6 +239,13 @@ def find_token(label: str) -> pkcs11.Token:
                 details={"tokens": present},
             )
         return matches[0]
+
+
+def _tokens_labelled(lib: pkcs11.lib, label: str) -> list[pkcs11.Token]:
+    try:
+        return list(lib.get_tokens(token_label=label))
+    except PKCS11Error:  # a token whose files are busy answers C_GetTokenInfo with an error
+        return []
 
 
 def raw_login(session: pkcs11.Session, pin: str, user_type: int = CKU_USER) -> int:

@@ -84,6 +84,10 @@ class TokenSession:
             return self._session
         self._session = None
         self._cache.clear()
+        with lib.across_processes():
+            return self._open_and_login()
+
+    def _open_and_login(self) -> pkcs11.Session:
         token = lib.find_token(self.label)
         opened = token.open(rw=self._rw)
         if self._pin is not None:
