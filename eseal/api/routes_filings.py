@@ -42,9 +42,10 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from eseal import clock
+from eseal.api.bodies import read_upload
 from eseal.api.deps import Principal, current_principal, get_authority, get_settings
 from eseal.ca.authority import Authority
-from eseal.errors import Conflict, EsealError, Forbidden, InvalidInput, NotFound, TooLarge
+from eseal.errors import Conflict, EsealError, Forbidden, InvalidInput, NotFound
 from eseal.settings import Settings
 from eseal.signing import intake
 from eseal.store.models import Certificate, Enterprise, FreezeWindow
@@ -61,26 +62,6 @@ READERS = ("agent", "legal_rep", "officer", "auditor")
 
 # ---------------------------------------------------------------------------------------------
 # bounded uploads
-
-
-async def read_upload(request: Request, limit: int, *, field: str = "file") -> bytes:
-    """The request body, refused with 413 ``UPLOAD_TOO_LARGE`` as soon as it passes ``limit``
-    bytes (a declared Content-Length over the limit is refused before reading anything)."""
-    def too_large() -> TooLarge:
-        return TooLarge("UPLOAD_TOO_LARGE",
-                        f"the upload is larger than the limit of {limit:,} bytes",
-                        f"上传文件超过 {limit:,} 字节的上限", field=field,
-                        details={"limit_bytes": limit})
-
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large()
-    return bytes(body)
 
 
 # ---------------------------------------------------------------------------------------------

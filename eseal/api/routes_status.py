@@ -46,6 +46,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from eseal import clock
+from eseal.api.bodies import read_bounded
 from eseal.api.deps import get_authority
 from eseal.ca import ocsp, tsa, tsa_serials
 from eseal.ca.authority import Authority
@@ -106,21 +107,6 @@ def _context(request: Request) -> tuple[Authority, StatusState]:
     """
     auth = get_authority(request)
     return auth, status_state(request.app, auth)
-
-
-async def read_bounded(request: Request, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes of the body: enough to know it is too large, no more."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return b"\x00" * (limit + 1)  # refused by size without reading what it claims
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            break
-    return b"".join(chunks)[:limit + 1]
 
 
 def _http_date(when: datetime) -> str:

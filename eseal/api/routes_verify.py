@@ -18,8 +18,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from eseal.api.bodies import read_upload
 from eseal.api.deps import get_authority, get_settings
-from eseal.api.routes_filings import PDF, read_upload
+from eseal.api.routes_filings import PDF
 from eseal.ca.authority import Authority
 from eseal.settings import Settings
 
