@@ -392,18 +392,8 @@ def create_enrollment_code(auth: Authority, *, role: str, holder: str, uscc: str
         if by_enterprise_id is not None and ent.id != by_enterprise_id:
             raise NotFound("ENTERPRISE_NOT_FOUND", f"no enterprise {uscc} for you",
                            f"找不到企业 {uscc}", field="uscc")
-        if ent.status != "active":
-            raise Conflict("ENTERPRISE_DEREGISTERED",
-                           f"enterprise {ent.uscc} is deregistered: nothing new is issued",
-                           f"企业 {ent.uscc} 已注销，不再签发证书", field="uscc")
-        if the_role == "legal_rep" and name != ent.legal_rep:
-            how = identity.name_mismatch(ent.legal_rep, name) or "differs"
-            raise InvalidInput(
-                "HOLDER_MISMATCH",
-                f"holder {name!r} is not the registered legal representative "
-                f"{ent.legal_rep!r} ({how})",
-                f"信息不一致：持有人 {name!r} 与登记的法定代表人 {ent.legal_rep!r} 不符",
-                field="holder", details={"registered": ent.legal_rep, "given": name})
+        auth.check_enterprise_active(ent)
+        identity.check_holder(the_role, name, ent.legal_rep)
         return the_role, name, ent
 
     the_role, name, ent = auth.refusing(validate, actor=actor, action="enroll_code.create",

@@ -114,18 +114,8 @@ def enroll_on_token(auth: Authority, *, label: str, pin: str, uscc: str, role: s
         code = identity.validate_uscc(uscc)
         name = identity.validate_person_name(holder, "holder")
         ent = auth.enterprise(code)
-        if ent.status != "active":
-            raise Conflict("ENTERPRISE_DEREGISTERED",
-                           f"enterprise {code} is deregistered: nothing new is issued",
-                           f"企业 {code} 已注销，不再签发证书", field="uscc")
-        if role == "legal_rep" and name != ent.legal_rep:
-            how = identity.name_mismatch(ent.legal_rep, name) or "differs"
-            raise InvalidInput(
-                "HOLDER_MISMATCH",
-                f"holder {name!r} is not the registered legal representative "
-                f"{ent.legal_rep!r} ({how})",
-                f"信息不一致：持有人 {name!r} 与登记的法定代表人 {ent.legal_rep!r} 不符",
-                field="holder", details={"registered": ent.legal_rep, "given": name})
+        auth.check_enterprise_active(ent)
+        identity.check_holder(role, name, ent.legal_rep)
         find_token(label)  # TOKEN_NOT_FOUND lists the tokens that exist
         _check_not_enrolled(auth, label)
         check_pin(pin, forbidden=[code, label])  # the holder's PIN must not be the code

@@ -259,3 +259,16 @@ def name_mismatch(registered: str, given: str) -> str | None:
     """
     found = describe_name_mismatch(registered, given)
     return found.en if found else None
+
+
+def check_holder(role: str, holder: str, legal_rep: str) -> None:
+    """A legal representative's USB-Key is for the registered legal representative only:
+    the 信息不一致 refusal names the field and both spellings."""
+    if role == "legal_rep" and holder != legal_rep:
+        how = name_mismatch(legal_rep, holder) or "differs"
+        raise InvalidInput(
+            "HOLDER_MISMATCH",
+            f"holder {holder!r} is not the registered legal representative "
+            f"{legal_rep!r} ({how})",
+            f"信息不一致：持有人 {holder!r} 与登记的法定代表人 {legal_rep!r} 不符",
+            field="holder", details={"registered": legal_rep, "given": holder})
