@@ -306,11 +306,13 @@ def eseal(home: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[
 def test_cli_freeze_unfreeze_revoke_and_crl(authority: Authority, home: Path,
                                             tmp_path: Path) -> None:
     serial = issue(authority)
-    assert json.loads(eseal(home, "cert", "freeze", serial).stdout)["status"] == "hold"
-    assert json.loads(eseal(home, "cert", "unfreeze", serial).stdout)["status"] == "good"
+    frozen = eseal(home, "cert", "freeze", serial).stdout
+    assert frozen.startswith(f"certificate {serial} frozen (certificateHold)")
+    assert json.loads(eseal(home, "cert", "unfreeze", serial, "--json").stdout)["status"] == \
+        "good"
     revoked = json.loads(eseal(home, "cert", "revoke", serial.upper(), "--reason",
                                "keyCompromise", "--invalidity-date",
-                               "2020-01-02T03:04:05Z").stdout)
+                               "2020-01-02T03:04:05Z", "--json").stdout)
     assert (revoked["status"], revoked["reason"], revoked["invalidity_date"]) == (
         "revoked", "keyCompromise", "2020-01-02T03:04:05+00:00")
     again = eseal(home, "cert", "revoke", serial, "--reason", "keyCompromise", code=1)

@@ -147,30 +147,49 @@ def renew(home: str | None, serials: tuple[str, ...], within: int | None) -> Non
         raise SystemExit(1)
 
 
-def _status_line(change: Any) -> None:
-    echo_json(change.to_dict())
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+_STATUS_TEXT = {
+    "hold": ("frozen (certificateHold) at {at}: OCSP and the CRLs say so now",
+             "已冻结"),
+    "good": ("unfrozen: good again; the freeze window stays on record", "已解冻"),
+    "revoked": ("revoked ({reason}) at {at}: OCSP and the CRLs say so now", "已吊销"),
+}
+
+
+def _status_line(change: Any, as_json: bool) -> None:
+    """What an officer reads after a status change (JSON for scripts with --json)."""
+    if as_json:
+        echo_json(change.to_dict())
+        return
+    en, zh = _STATUS_TEXT[change.status]
+    at = change.revoked_at.isoformat() if change.revoked_at else "?"
+    click.echo(f"certificate {change.serial} " + en.format(at=at, reason=change.reason)
+               + f" / 证书{zh}")
 
 
 @command.command("freeze")
 @home_option
 @click.argument("serial")
-def freeze(home: str | None, serial: str) -> None:
+@json_option
+def freeze(home: str | None, serial: str, as_json: bool) -> None:
     """Freeze a certificate (certificateHold): it fails at once, and may be unfrozen."""
     from eseal.ca import lifecycle
 
     with authority(home) as auth:
-        _status_line(lifecycle.freeze(auth, serial, actor=cli_actor()))
+        _status_line(lifecycle.freeze(auth, serial, actor=cli_actor()), as_json)
 
 
 @command.command("unfreeze")
 @home_option
 @click.argument("serial")
-def unfreeze(home: str | None, serial: str) -> None:
+@json_option
+def unfreeze(home: str | None, serial: str, as_json: bool) -> None:
     """Unfreeze a certificate: it leaves the full CRL; its freeze window stays recorded."""
     from eseal.ca import lifecycle
 
     with authority(home) as auth:
-        _status_line(lifecycle.unfreeze(auth, serial, actor=cli_actor()))
+        _status_line(lifecycle.unfreeze(auth, serial, actor=cli_actor()), as_json)
 
 
 def _reason_help() -> str:
@@ -184,7 +203,9 @@ def _reason_help() -> str:
 @click.option("--reason", required=True, help=_reason_help())
 @click.option("--invalidity-date", default=None, metavar="TIME",
               help="ISO 8601 time the key was known or suspected compromised")
-def revoke(home: str | None, serial: str, reason: str, invalidity_date: str | None) -> None:
+@json_option
+def revoke(home: str | None, serial: str, reason: str, invalidity_date: str | None,
+           as_json: bool) -> None:
     """Revoke a certificate (a frozen one too); effective at once, CRLs re-issued."""
     from eseal.ca import lifecycle
     from eseal.clock import parse_time
@@ -199,7 +220,7 @@ def revoke(home: str | None, serial: str, reason: str, invalidity_date: str | No
                                field="invalidity_date") from exc
     with authority(home) as auth:
         _status_line(lifecycle.revoke(auth, serial, reason=reason, actor=cli_actor(),
-                                      invalidity_date=when))
+                                      invalidity_date=when), as_json)
 
 
 @command.command("revoke-all")
