@@ -130,3 +130,15 @@ def count_token_signatures(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
     monkeypatch.setattr(token_signer._TokenKeyMixin, "_sign_raw", counting)
     return calls
+
+
+def query_home(home: Path, sql: str, **params: Any) -> list[Any]:
+    """Read a home's SQLite database directly, as an auditor with shell access would."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{home / 'eseal.db'}")
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params).all())
+    finally:
+        engine.dispose()

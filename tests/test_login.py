@@ -22,7 +22,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import create_engine, text
 
 from eseal.ca.login import login_message
 from eseal.client import EsealClient, ServiceError, sign_challenge
@@ -30,6 +29,7 @@ from eseal.errors import EsealError
 from eseal.settings import Settings, load_settings
 from eseal.token.client import UsbKey
 from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer, free_port
+from tests.sitekit import query_home
 
 PIN = "4913-7720"
 SO_PIN = "so-8812-4401"
@@ -76,12 +76,7 @@ class World:
         return self.login("officer", address="10.250.0.1")
 
     def query(self, sql: str, **params: Any) -> list[Any]:
-        engine = create_engine(f"sqlite:///{self.home / 'eseal.db'}")
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(text(sql), params).all())
-        finally:
-            engine.dispose()
+        return query_home(self.home, sql, **params)
 
     def last_attempt(self, serial: str) -> Any:
         rows = self.query("SELECT code, result, possession, account_id, new_network "

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
 
 from eseal.client import EsealClient, ServiceError
 from eseal.settings import load_settings
 from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer, free_port, make_csr
+from tests.sitekit import query_home
 
 PIN = "4913-7720"
 NEW_PIN = "5820-1193"
@@ -57,12 +57,7 @@ class Site:
         return client
 
     def query(self, sql: str, **params: Any) -> list[Any]:
-        engine = create_engine(f"sqlite:///{self.home / 'eseal.db'}")
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(text(sql), params).all())
-        finally:
-            engine.dispose()
+        return query_home(self.home, sql, **params)
 
     def provision(self, label: str, pin: str = PIN) -> None:
         from eseal.token.usbkey import provision
