@@ -234,6 +234,14 @@ def test_an_agent_cannot_seal_and_other_enterprises_see_nothing(desk: Desk) -> N
     assert desk.get("zhang", f"/filings/{fid}").json()["status"] == "draft"
 
 
+def test_absurd_filing_ids_are_a_422_naming_the_field_not_a_500(desk: Desk) -> None:
+    for path in ("/filings/99999999999999999999", "/filings/-99999999999999999999/receipt",
+                 "/filings/0/draft"):
+        answer = desk.get("wang", path)
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["field"].endswith("filing_id")
+
+
 def _pyhanko_token_seal(desk: Desk, label: str, writer: Any, field_name: str) -> bytes:
     """``writer`` (a pyHanko IncrementalPdfFileWriter) signed by pyHanko's own PdfSigner with
     the USB-Key's seal key and our /tsa: a B-T seal without any of the checks our signer makes

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from eseal.ca.authority import Authority
@@ -25,6 +25,11 @@ from eseal.settings import Settings
 RoleName = Literal["agent", "legal_rep", "officer", "auditor"]
 ALL_ROLES: tuple[str, ...] = ("agent", "legal_rep", "officer", "auditor")
 ENTERPRISE_ROLES: tuple[str, ...] = ("agent", "legal_rep")
+
+
+#: A database row id in a URL path: bounded, so an absurd number is a 422 naming the field
+#: rather than an integer overflow inside SQLite (a 500).
+RowId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 def get_authority(request: Request) -> Authority:

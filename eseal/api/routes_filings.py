@@ -43,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 
 from eseal import clock
 from eseal.api.bodies import read_upload
-from eseal.api.deps import Principal, current_principal, get_authority, get_settings
+from eseal.api.deps import Principal, RowId, current_principal, get_authority, get_settings
 from eseal.ca.authority import Authority
 from eseal.errors import Conflict, EsealError, Forbidden, InvalidInput, NotFound
 from eseal.settings import Settings
@@ -341,7 +341,7 @@ def list_filings(auth: AuthorityDep, principal: PrincipalDep,
 
 
 @router.get("/filings/{filing_id}", summary="One filing")
-def get_filing(filing_id: int, auth: AuthorityDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_filing(filing_id: RowId, auth: AuthorityDep, principal: PrincipalDep) -> dict[str, Any]:
     row, ent = _visible(auth, principal, filing_id)
     return _filing_dict(row, ent)
 
@@ -355,14 +355,14 @@ def _pdf_response(data: bytes, name: str) -> Response:
 @router.get("/filings/{filing_id}/draft", response_class=Response,
             summary="The stored draft, byte for byte (what the legal representative seals)",
             responses={200: {"content": {PDF: {}}}})
-def get_draft(filing_id: int, auth: AuthorityDep, principal: PrincipalDep) -> Response:
+def get_draft(filing_id: RowId, auth: AuthorityDep, principal: PrincipalDep) -> Response:
     data, _ = document(auth, principal, filing_id, "draft")
     return _pdf_response(data, f"filing-{filing_id}-draft.pdf")
 
 
 @router.get("/filings/{filing_id}/sealed", response_class=Response,
             summary="The accepted sealed file", responses={200: {"content": {PDF: {}}}})
-def get_sealed(filing_id: int, auth: AuthorityDep, principal: PrincipalDep) -> Response:
+def get_sealed(filing_id: RowId, auth: AuthorityDep, principal: PrincipalDep) -> Response:
     data, _ = document(auth, principal, filing_id, "sealed")
     return _pdf_response(data, f"filing-{filing_id}-sealed.pdf")
 
@@ -370,7 +370,7 @@ def get_sealed(filing_id: int, auth: AuthorityDep, principal: PrincipalDep) -> R
 @router.post("/filings/{filing_id}/seal",
              summary="Upload the sealed filing (legal representative only); answers the receipt",
              openapi_extra={"requestBody": {"required": True, "content": {PDF: {}}}})
-async def post_sealed(filing_id: int, request: Request, auth: AuthorityDep,
+async def post_sealed(filing_id: RowId, request: Request, auth: AuthorityDep,
                       settings: SettingsDep, principal: PrincipalDep) -> dict[str, Any]:
     from eseal.api.routes_status import status_state
 
@@ -390,5 +390,5 @@ async def post_sealed(filing_id: int, request: Request, auth: AuthorityDep,
 
 
 @router.get("/filings/{filing_id}/receipt", summary="The signed receipt of an accepted filing")
-def get_receipt(filing_id: int, auth: AuthorityDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_receipt(filing_id: RowId, auth: AuthorityDep, principal: PrincipalDep) -> dict[str, Any]:
     return stored_receipt(auth, principal, filing_id)

@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from eseal.api.deps import Principal, get_authority, require_roles
+from eseal.api.deps import Principal, RowId, get_authority, require_roles
 from eseal.api.routes_enterprise import certificate_dict, enterprise_dict
 from eseal.ca.authority import Authority
 from eseal.errors import InvalidInput
@@ -230,7 +230,7 @@ def accounts(principal: Officer, auth: Auth) -> list[dict[str, Any]]:
 
 
 @router.post("/accounts/{account_id}/unlock", summary="Lift a lockout")
-def unlock(account_id: Annotated[int, Path(ge=1, le=2**62)], principal: Officer,
+def unlock(account_id: RowId, principal: Officer,
            auth: Auth) -> dict[str, Any]:
     from eseal.ca.accounts import unlock_account
 
@@ -257,9 +257,10 @@ class UnblockIn(Strict):
 @router.post("/tokens/{label}/unblock",
              summary="Unblock a locked USB-Key with the SO PIN the CA keeps; set a new PIN")
 def unblock(label: str, body: UnblockIn, principal: Officer, auth: Auth) -> dict[str, Any]:
+    from eseal.ca.enrollment import pin_policy
     from eseal.ca.so_pins import kept_so_pin
     from eseal.errors import EsealError
-    from eseal.token.pin import PinPolicy, check_pin
+    from eseal.token.pin import check_pin
     from eseal.token.usbkey import check_label, enterprise_codes
     from eseal.token.usbkey import unblock as unblock_token
 
@@ -274,7 +275,7 @@ def unblock(label: str, body: UnblockIn, principal: Officer, auth: Auth) -> dict
     forbidden = auth.refusing(validate, actor=principal.actor, action="token.unblock",
                               target=label, details=details)
     so_pin = kept_so_pin(auth, label, actor=principal.actor, purpose="unblock")
-    policy = PinPolicy(auth.settings.pin_max_tries, auth.settings.so_pin_max_tries)
+    policy = pin_policy(auth)
     try:
         unblock_token(label, so_pin, body.new_pin, policy=policy, forbidden=forbidden)
     except EsealError as err:
