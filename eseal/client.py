@@ -14,6 +14,7 @@ that is what makes a relayed challenge useless to a phishing site.
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,14 @@ class EsealClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        """Leaving the block ends the session too, also when a step inside it failed: a
+        refused upload must not leave a valid session token behind on the server."""
+        try:
+            if self.session is not None:
+                with contextlib.suppress(Exception):  # unreachable service: it expires
+                    self.logout()
+        finally:
+            self.close()
 
     # -- login ----------------------------------------------------------------------------
     def challenge(self) -> dict[str, Any]:

@@ -251,6 +251,23 @@ def test_eseal_login_exits_zero_and_names_the_account(world: World) -> None:
     assert PIN not in done.stdout + done.stderr
 
 
+def test_an_empty_pin_on_stdin_is_refused_before_the_token_counts_a_try(world: World) -> None:
+    done = eseal_cli(world, "login", "--token", "a-rep", "--pin-stdin",
+                     "--server", world.server.url, stdin="")
+    assert done.returncode == 1 and "PIN_REQUIRED" in done.stderr
+    status = eseal_cli(world, "token", "status", "--label", "a-rep", "--json")
+    assert json.loads(status.stdout)["tries_left"] == 6
+
+
+def test_leaving_the_client_block_ends_the_session_even_after_a_failure(world: World) -> None:
+    client = world.login("a-agent")
+    token = client.session
+    with pytest.raises(ServiceError), client:
+        client.request("GET", "/filings/99999999999999999999")  # refused mid-block
+    ended = httpx.get(f"{world.server.url}/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert refusal(ended) == "SESSION_EXPIRED"
+
+
 def test_the_challenge_is_32_random_bytes_bound_to_origin_purpose_and_120_seconds(
         world: World) -> None:
     first, second = challenge_at(world.server.url), challenge_at(world.server.url)

@@ -56,12 +56,15 @@ def read_secret(value: str | None, from_stdin: bool, prompt: str) -> str:
     """A PIN from the option, from one line of stdin, or a hidden prompt on a terminal."""
     if value is not None:
         return value
-    if from_stdin:
-        line = sys.stdin.readline()
-        return line.rstrip("\r\n")
-    if not sys.stdin.isatty():
-        from eseal.errors import InvalidInput
+    from eseal.errors import InvalidInput
 
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:  # end of input: refusing here spends no try on the token
+            raise InvalidInput("PIN_REQUIRED", f"no {prompt} on standard input",
+                               f"标准输入中没有 {prompt}", field="pin")
+        return line
+    if not sys.stdin.isatty():
         raise InvalidInput("PIN_REQUIRED", f"{prompt} required (use --pin or --pin-stdin)",
                            f"需要 {prompt}（使用 --pin 或 --pin-stdin）", field="pin")
     return str(click.prompt(prompt, hide_input=True))
