@@ -632,8 +632,9 @@ def provision_staff_token(auth: Authority, *, label: str, name: str, role: str =
     an SO PIN kept encrypted by the CA, a login key made on the token and an officer login
     certificate beside it with the CA chain; the account is created. A failure removes the
     token again."""
+    from eseal.ca.enrollment import pin_policy
     from eseal.ca.so_pins import check_label_free, keep_so_pin
-    from eseal.token.pin import PinPolicy, generate_so_pin
+    from eseal.token.pin import generate_so_pin
     from eseal.token.softhsm import delete_token
     from eseal.token.usbkey import (
         check_label,
@@ -647,7 +648,7 @@ def provision_staff_token(auth: Authority, *, label: str, name: str, role: str =
     holder = identity.validate_person_name(name, "name")
     check_label(label)
     check_label_free(auth, label)
-    policy = PinPolicy(auth.settings.pin_max_tries, auth.settings.so_pin_max_tries)
+    policy = pin_policy(auth)
     pin, so_pin = _generated_pin(label), generate_so_pin()
     conf = softhsm_conf(auth)
     provision(conf, label, pin, so_pin, policy=policy)

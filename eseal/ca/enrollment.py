@@ -25,7 +25,7 @@ from eseal import clock
 from eseal.ca import identity
 from eseal.ca.oids import ORGANIZATION_IDENTIFIER
 from eseal.errors import Conflict, EsealError, InvalidInput, TokenError
-from eseal.store.models import Certificate, TokenRecord
+from eseal.store.models import TokenRecord
 from eseal.token import KeySpec, TokenSession, find_token
 from eseal.token.keys import KeyInfo
 from eseal.token.pin import PinPolicy, check_pin
@@ -176,29 +176,18 @@ def withdraw(auth: Authority, issued: dict[Purpose, Issued], *, actor: str, labe
     their keys are destroyed: revoke them (cessationOfOperation), audited, so no valid
     certificate is left for a key that no longer exists."""
     cause_code = cause.code if isinstance(cause, EsealError) else type(cause).__name__
-    revoke = getattr(auth, "revoke", None)
     for purpose, cert in issued.items():
         details = {"serial": cert.serial, "profile": purpose, "cause": cause_code,
                    "reason": "cessationOfOperation"}
         try:
-            if revoke is not None:
-                revoke(cert.serial, reason="cessationOfOperation", actor=actor)
-                continue
-            # No revocation service in this authority yet: mark the row revoked directly,
-            # in an audited transaction, exactly as a revocation would.
-            with auth.change(actor=actor, action="cert.revoke", target=cert.serial,
-                             details={**details, "via": "token.enroll.withdraw"}) as s:
-                row = s.get(Certificate, cert.serial)
-                if row is not None and row.status != "revoked":
-                    row.status = "revoked"
-                    row.revoked_at = clock.now()
-                    row.revocation_reason = "cessationOfOperation"
-                    row.status_version = (row.status_version or 0) + 1
+            auth.revoke(cert.serial, reason="cessationOfOperation", actor=actor)
         except Exception as err:  # the enrolment's own error is what the caller must see
             code = err.code if isinstance(err, EsealError) else type(err).__name__
             with contextlib.suppress(Exception):
-                auth.record_refusal(actor=actor, action="token.enroll.withdraw", target=label,
-                                    error=EsealError(code, str(err)), details=details)
+                auth.record_refusal(
+                    actor=actor, action="token.enroll.withdraw", target=label,
+                    error=EsealError(code, "withdrawing an enrolment certificate failed",
+                                     "撤回注册证书失败"), details=details)
 
 
 # --- refresh -----------------------------------------------------------------------------------

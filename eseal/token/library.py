@@ -248,6 +248,28 @@ def _tokens_labelled(lib: pkcs11.lib, label: str) -> list[pkcs11.Token]:
         return []
 
 
+_PLAIN_REASONS: dict[str, tuple[str, str]] = {
+    "PinLenRangeError": ("the PIN length is outside what the token accepts",
+                         "PIN 长度不符合 USB-Key 的要求"),
+    "PinInvalid": ("the PIN contains characters the token does not accept",
+                   "PIN 含有 USB-Key 不接受的字符"),
+    "TokenNotPresent": ("the USB-Key is not inserted", "USB-Key 未插入"),
+    "DeviceRemoved": ("the USB-Key was removed", "USB-Key 已被拔出"),
+    "SessionHandleInvalid": ("the token session ended; try again", "USB-Key 会话已结束，请重试"),
+    "SessionClosed": ("the token session ended; try again", "USB-Key 会话已结束，请重试"),
+    "UserNotLoggedIn": ("the token is not logged in", "USB-Key 未登录"),
+    "DeviceMemory": ("the token is full", "USB-Key 存储空间已满"),
+    "TokenWriteProtected": ("the token is write-protected", "USB-Key 处于写保护状态"),
+}
+
+
+def plain_reason(exc: BaseException) -> tuple[str, str]:
+    """What a PKCS#11 failure means, in words a holder or officer understands (en, zh).
+    The exception's class name belongs in an error's ``details``, not its message."""
+    return _PLAIN_REASONS.get(type(exc).__name__, (
+        "the token reported an internal error", "USB-Key 报告内部错误"))
+
+
 def raw_login(session: pkcs11.Session, pin: str, user_type: int = CKU_USER) -> int:
     """``C_Login`` on an open session; returns the raw CK_RV (0 on success)."""
     assert _state.raw is not None

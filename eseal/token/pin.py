@@ -370,9 +370,9 @@ class PinPolicy:
                 except PKCS11Error as exc:
                     raise TokenError("PIN_COUNTER_WRITE_FAILED",
                                      f"cannot write the PIN retry counter on token {label!r}: "
-                                     f"{type(exc).__name__}",
+                                     f"{lib.plain_reason(exc)[0]}",
                                      f"无法在 USB-Key {label!r} 上写入 PIN 重试计数："
-                                     f"{type(exc).__name__}", field="label") from exc
+                                     f"{lib.plain_reason(exc)[1]}", field="label") from exc
 
     def install_counter(self, label: str) -> None:
         """Give a freshly provisioned (or just unblocked) token a zero counter."""

@@ -74,10 +74,10 @@ def ensure_aes_key(ts: TokenSession, label: str, *, bits: int = 256) -> pkcs11.S
                 capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
                 template=dict(_SECRET_TEMPLATE))
         except PKCS11Error as exc:
+            en, zh = lib.plain_reason(exc)
             raise TokenError("SECRET_KEY_GENERATION_FAILED",
-                             f"cannot generate AES key {label!r} on token {ts.label!r}: "
-                             f"{type(exc).__name__}",
-                             f"无法在 {ts.label!r} 上生成对称密钥 {label!r}：{type(exc).__name__}",
+                             f"cannot generate AES key {label!r} on token {ts.label!r}: {en}",
+                             f"无法在 {ts.label!r} 上生成对称密钥 {label!r}：{zh}",
                              field="key") from exc
 
 
@@ -99,9 +99,9 @@ def aes_gcm_encrypt(ts: TokenSession, label: str, plaintext: bytes, aad: bytes) 
             sealed = key.encrypt(plaintext, mechanism=Mechanism.AES_GCM,
                                  mechanism_param=GCMParams(nonce, aad, TAG_BYTES * 8))
         except PKCS11Error as exc:
-            raise TokenError("TOKEN_ENCRYPT_FAILED", f"the token refused to encrypt: "
-                             f"{type(exc).__name__}", f"USB-Key 加密失败：{type(exc).__name__}"
-                             ) from exc
+            en, zh = lib.plain_reason(exc)
+            raise TokenError("TOKEN_ENCRYPT_FAILED", f"the token refused to encrypt: {en}",
+                             f"USB-Key 加密失败：{zh}") from exc
     return bytes([BLOB_VERSION]) + nonce + bytes(sealed)
 
 

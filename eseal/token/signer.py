@@ -72,8 +72,8 @@ class _TokenKeyMixin:
                 return self._handle().sign(data, mechanism=mechanism, mechanism_param=param)
             except PKCS11Error as exc:
                 raise TokenError("TOKEN_SIGN_FAILED",
-                                 f"the token refused to sign: {type(exc).__name__}",
-                                 f"USB-Key 签名失败：{type(exc).__name__}") from exc
+                                 f"the token refused to sign: {lib.plain_reason(exc)[0]}",
+                                 f"USB-Key 签名失败：{lib.plain_reason(exc)[1]}") from exc
 
     @property
     def key_id(self) -> bytes:

@@ -93,18 +93,6 @@ class Pkcs11Uri:
             query=queries,
         )
 
-    def with_object(self, label: str | None = None, *, id: bytes | None = None,
-                    type: str | None = None) -> Pkcs11Uri:
-        return Pkcs11Uri(
-            token=self.token,
-            object=label if label is not None else self.object,
-            id=id if id is not None else self.id,
-            type=type if type is not None else self.type,
-            serial=self.serial,
-            slot_id=self.slot_id,
-            query=dict(self.query),
-        )
-
     def __str__(self) -> str:
         parts: list[str] = []
         for name, value in (("token", self.token), ("serial", self.serial),
@@ -120,6 +108,3 @@ class Pkcs11Uri:
             uri += "?" + "&".join(f"{k}={quote(v, safe='/:')}" for k, v in self.query.items())
         return uri
 
-
-def token_uri(label: str) -> Pkcs11Uri:
-    return Pkcs11Uri(token=label)

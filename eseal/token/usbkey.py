@@ -273,8 +273,8 @@ def change_pin(label: str, old_pin: str, new_pin: str, *, policy: PinPolicy | No
                 remember_login(label, new_pin)
             except PKCS11Error as exc:
                 raise TokenError("PIN_CHANGE_FAILED",
-                                 f"token {label!r} refused the new PIN: {type(exc).__name__}",
-                                 f"USB-Key {label!r} 拒绝了新 PIN：{type(exc).__name__}",
+                                 f"token {label!r} refused the new PIN: {lib.plain_reason(exc)[0]}",
+                                 f"USB-Key {label!r} 拒绝了新 PIN：{lib.plain_reason(exc)[1]}",
                                  field="new_pin") from exc
     finally:
         ts.close()
@@ -296,8 +296,8 @@ def unblock(label: str, so_pin: str, new_pin: str, *, policy: PinPolicy | None =
                 so.session().init_pin(new_pin)
             except PKCS11Error as exc:
                 raise TokenError("UNBLOCK_FAILED",
-                                 f"token {label!r} refused the new PIN: {type(exc).__name__}",
-                                 f"USB-Key {label!r} 拒绝设置新 PIN：{type(exc).__name__}",
+                                 f"token {label!r} refused the new PIN: {lib.plain_reason(exc)[0]}",
+                                 f"USB-Key {label!r} 拒绝设置新 PIN：{lib.plain_reason(exc)[1]}",
                                  field="new_pin") from exc
     finally:
         so.close()
