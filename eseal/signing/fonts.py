@@ -109,14 +109,6 @@ def installed_faces() -> tuple[FontChoice, ...]:
     return tuple(choice for choice, _ in _faces())
 
 
-def has_glyph(choice: FontChoice, char: str) -> bool:
-    """Whether this face's cmap maps the character."""
-    for face, cmap in _faces():
-        if face == choice:
-            return ord(char) in cmap
-    return False
-
-
 def _lookup(char: str) -> FontChoice | None:
     cp = ord(char)
     for choice, cmap in _faces():

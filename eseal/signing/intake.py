@@ -32,7 +32,6 @@ root; it lives here, beside the checks, so the CLI can verify without importing 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import dataclasses
@@ -566,7 +565,9 @@ def verify_receipt(receipt: Mapping[str, Any], *, trust_roots: Sequence[x509.Cer
             signed, vc, lambda algo: hashlib.new(algo, content).digest())
 
     try:
-        status = TimestampSignatureStatus(**_run(run()))
+        from eseal.signing.verify import run_sync
+
+        status = TimestampSignatureStatus(**run_sync(run()))
     except Exception as exc:  # pyHanko: unreadable or unsupported token
         return ReceiptCheck(False, False, False, False, None, None, body,
                             (f"TOKEN_INVALID: {type(exc).__name__}",))
@@ -586,12 +587,3 @@ def verify_receipt(receipt: Mapping[str, Any], *, trust_roots: Sequence[x509.Cer
                         problems=tuple(problems))
 
 
-def _run(coro: Any) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()

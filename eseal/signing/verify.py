@@ -269,7 +269,7 @@ def verify_pdf(data: bytes, *, trust_roots: Sequence[x509.Certificate],
     Safe to call from inside a running event loop (the work then runs in a worker thread);
     async code should await :func:`async_verify_pdf` instead.
     """
-    return _run_sync(async_verify_pdf(data, trust_roots=trust_roots, now=now,
+    return run_sync(async_verify_pdf(data, trust_roots=trust_roots, now=now,
                                       allow_fetching=allow_fetching))
 
 
@@ -294,7 +294,7 @@ async def async_verify_pdf(data: bytes, *, trust_roots: Sequence[x509.Certificat
     return await _Verifier(data, roots, moment, allow_fetching).run()
 
 
-def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
