@@ -29,7 +29,7 @@ from eseal.token.usbkey import (
     Purpose,
     is_ca_certificate,
     keys_by_purpose,
-    stored_certificates,
+    list_certificates,
 )
 
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
@@ -111,7 +111,7 @@ class UsbKey:
         infos = self._key_infos()
         ids = {info.id: purpose for purpose, info in infos.items()}
         found: dict[Purpose, x509.Certificate] = {}
-        for stored in stored_certificates(self._ts):
+        for stored in list_certificates(self._ts):
             purpose = ids.get(stored.id)
             if purpose is None or is_ca_certificate(stored.certificate):
                 continue
@@ -133,7 +133,7 @@ class UsbKey:
     def chain(self) -> list[x509.Certificate]:
         """The CA certificates stored on the token, issuing CA first, root last."""
         self._after_fork()
-        cas = [s.certificate for s in stored_certificates(self._ts)
+        cas = [s.certificate for s in list_certificates(self._ts)
                if is_ca_certificate(s.certificate)]
         return sorted(cas, key=lambda c: c.issuer == c.subject)
 

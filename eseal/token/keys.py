@@ -212,7 +212,8 @@ class StoredCertificate:
 def list_certificates(ts: TokenSession) -> list[StoredCertificate]:
     with lib.lock():
         objs = list(ts.session().get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}))
-        raw = [(o[Attribute.LABEL], o[Attribute.ID], o[Attribute.VALUE]) for o in objs]
+        raw = [(o[Attribute.LABEL], bytes(o[Attribute.ID]), bytes(o[Attribute.VALUE]))
+               for o in objs]
     return [StoredCertificate(label, id_, x509.load_der_x509_certificate(value))
             for label, id_, value in raw]
 

@@ -37,6 +37,7 @@ from eseal.token.keys import (
     delete_objects,
     generate_keypair,
     key_id_for,
+    list_certificates,
     list_keys,
     write_certificate,
 )
@@ -163,20 +164,6 @@ class TokenStatus:
         }
 
 
-def stored_certificates(ts: TokenSession) -> list[StoredCertificate]:
-    """Every certificate object on the token (public: no PIN needed).
-
-    Same as ``keys.list_certificates`` but reads the label as an attribute: python-pkcs11's
-    ``Certificate`` objects have no ``.label`` property.
-    """
-    with lib.lock():
-        objs = list(ts.session().get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}))
-        raw = [(o[Attribute.LABEL], bytes(o[Attribute.ID]), bytes(o[Attribute.VALUE]))
-               for o in objs]
-    return [StoredCertificate(label, id_, x509.load_der_x509_certificate(value))
-            for label, id_, value in raw]
-
-
 def is_ca_certificate(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
@@ -227,7 +214,7 @@ def status(label: str, *, policy: PinPolicy | None = None,
             serial = token.serial.decode("ascii", "replace").strip()
             manufacturer, model = token.manufacturer_id.strip(), token.model.strip()
         keys = list_keys(ts)
-        stored = stored_certificates(ts)
+        stored = list_certificates(ts)
     finally:
         ts.close()
     key_labels = {k.id: k.label for k in keys}
@@ -248,7 +235,7 @@ def enterprise_codes(label: str) -> list[str]:
     ``NTRCN-<USCC>``): a PIN taken from them is refused. Read without a PIN."""
     ts = TokenSession(label, None, rw=True)
     try:
-        stored = stored_certificates(ts)
+        stored = list_certificates(ts)
     finally:
         ts.close()
     codes: set[str] = set()
