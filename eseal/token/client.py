@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from eseal.errors import InvalidInput, TokenError
 from eseal.token import library as lib
-from eseal.token.keys import KeyInfo
+from eseal.token.keys import KeyInfo, list_certificates
 from eseal.token.pin import PinPolicy
 from eseal.token.session import TokenSession
 from eseal.token.signer import TokenECPrivateKey, TokenPrivateKey, private_key_for
@@ -29,7 +29,6 @@ from eseal.token.usbkey import (
     Purpose,
     is_ca_certificate,
     keys_by_purpose,
-    list_certificates,
 )
 
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
