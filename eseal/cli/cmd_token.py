@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 from cryptography import x509
 
-from eseal.cli.common import cli_actor, echo_json, home_option
+from eseal.cli.common import authority, cli_actor, echo_json, home_option
 from eseal.errors import InvalidInput, TokenError
 from eseal.settings import Settings, load_settings
 
@@ -94,17 +92,6 @@ def _has_ca(settings: Settings) -> bool:
     return settings.ca_pin_file.exists()
 
 
-@contextmanager
-def _authority(settings: Settings) -> Iterator[Authority]:
-    from eseal.ca.authority import Authority
-
-    auth = Authority.open(settings)
-    try:
-        yield auth
-    finally:
-        auth.close()
-
-
 @click.group("token")
 def command() -> None:
     """USB-Keys (PKCS#11 tokens): provision, enroll, status, change-pin, unblock, rekey."""
@@ -155,7 +142,7 @@ def init_cmd(home: str | None, module: str | None, label: str, pin: str | None,
     from eseal.ca.so_pins import check_label_free, keep_so_pin
 
     officer_pin = so_pin if so_pin is not None else generate_so_pin()
-    with _authority(settings) as auth:
+    with authority(settings) as auth:
         check_label_free(auth, label)
         provision(_conf_path(settings), label, user_pin, officer_pin,
                   policy=_policy(settings))
@@ -230,7 +217,7 @@ def enroll_cmd(home: str | None, module: str | None, label: str, pin: str | None
 
     settings = _settings(home, module)
     user_pin = _Secrets(pin_stdin).get(pin, prompt="PIN", field="pin")
-    with _authority(settings) as auth:
+    with authority(settings) as auth:
         result = enroll_on_token(auth, label=label, pin=user_pin, uscc=uscc, role=role,
                                  holder=holder, actor=actor or cli_actor(),
                                  key_spec=key_type)  # type: ignore[arg-type]
@@ -276,7 +263,7 @@ def refresh_cmd(home: str | None, module: str | None, label: str, actor: str | N
     from eseal.ca.enrollment import refresh_token
 
     settings = _settings(home, module)
-    with _authority(settings) as auth:
+    with authority(settings) as auth:
         installed = refresh_token(auth, label=label, actor=actor or cli_actor())
     if as_json:
         echo_json({"label": label, "installed": installed})
@@ -369,7 +356,7 @@ def unblock_cmd(home: str | None, module: str | None, label: str, so_pin: str | 
     from eseal.ca.so_pins import kept_so_pin
 
     details = {"so_pin": "given" if so_pin is not None else "kept"}
-    with _authority(settings) as auth:
+    with authority(settings) as auth:
         officer_pin = so_pin if so_pin is not None else kept_so_pin(
             auth, label, actor=who, purpose="unblock")
         try:
@@ -547,10 +534,11 @@ def rekey_on_token(usbkey: UsbKey, purpose: str, ca: RekeyCa, *,
 
 def _holder_certificates(usbkey: UsbKey) -> dict[bytes, x509.Certificate]:
     """The newest holder (non-CA) certificate stored under each CKA_ID."""
-    from eseal.token.usbkey import is_ca_certificate, stored_certificates
+    from eseal.token.keys import list_certificates
+    from eseal.token.usbkey import is_ca_certificate
 
     found: dict[bytes, x509.Certificate] = {}
-    for stored in stored_certificates(usbkey.session):
+    for stored in list_certificates(usbkey.session):
         if is_ca_certificate(stored.certificate):
             continue
         have = found.get(stored.id)
@@ -585,7 +573,7 @@ def rekey_cmd(home: str | None, module: str | None, label: str, pin: str | None,
 
     settings = _settings(home, module)
     user_pin = _Secrets(pin_stdin).get(pin, prompt="PIN", field="pin")
-    with _authority(settings) as auth:
+    with authority(settings) as auth:
         usbkey = UsbKey(_policy(settings).login(label, user_pin, rw=True))
         try:
             result = rekey_on_token(usbkey, purpose, LocalRekeyCa(auth, actor or
