@@ -36,12 +36,13 @@ def cli_actor() -> str:
 
 
 @contextmanager
-def authority(home: str | None, *, read_only: bool = False) -> Iterator[Authority]:
-    """The local authority for one command; closing it writes an audit checkpoint
-    (except for read-only commands such as an auditor's verify)."""
+def authority(home: str | Settings | None, *, read_only: bool = False) -> Iterator[Authority]:
+    """The local authority for one command (a home, or settings already worked out); closing
+    it writes an audit checkpoint (except for read-only commands such as an auditor's
+    verify)."""
     from eseal.ca.authority import Authority
 
-    auth = Authority.open(settings_for(home))
+    auth = Authority.open(home if isinstance(home, Settings) else settings_for(home))
     try:
         yield auth
     finally:
