@@ -12,11 +12,14 @@ This module also keeps what belongs to accounts rather than to one login:
 * enrollment codes (single use, stored hashed): an officer, or an enterprise's legal
   representative for its agents, asks for one; the holder redeems it from their own machine
   with ``eseal token enroll --server URL --code C`` (keys are made on their token);
-* lockout: only failures that prove possession of the key (a valid signature over a replayed,
-  expired or foreign-origin challenge: a relay or phishing attempt) count toward the account;
-  ``lockout_threshold`` of them lock it for ``lockout_hours`` and alert the enterprise; an
-  officer unlocks it. Failures anyone could cause (certificates are public) never lock an
-  account; they feed rate limits in ``eseal.ca.login``;
+* lockout (decided here only, :data:`LOCKOUT_FAILURES`): only failures that prove the key
+  signed *now* count toward the account: a valid signature over a challenge this server
+  issued, still live and never answered, whose signed origin, purpose or time differ from the
+  challenge (a phishing relay, or someone using the key against us); ``lockout_threshold`` of
+  them lock it for ``lockout_hours`` and alert the enterprise; an officer unlocks it.
+  Failures anyone could cause (certificates are public, and a captured answer can be sent
+  again from anywhere: replayed, expired or unknown challenges) never lock an account; they
+  feed rate limits in ``eseal.ca.login``;
 * login history (every attempt, with address, user agent, result and exact code) and the
   "first login from a new network" notice, queued in the outbox;
 * the staff tokens: ``eseal init`` provisions the first officer's USB-Key with an officer
@@ -37,7 +40,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -200,21 +203,51 @@ class CertOwner:
 
 
 # --- lockout ----------------------------------------------------------------------------------
-def count_possession_failure(auth: Authority, s: Session, account: Any, owner: CertOwner,
-                             *, code: str, address: str | None, now: datetime) -> bool:
-    """One more failure that proves possession of the key; True when it locks the account.
+#: The refusals that count toward an account's lockout, and the only place that says so.
+#: The question for each refusal after a valid signature: does it prove that the key signed
+#: *now*, for this attempt? Only a signature over a nonce this server issued at most
+#: ``challenge_ttl_seconds`` ago and nobody had answered yet does (32 random bytes cannot be
+#: signed before they exist, and the nonce is spent by this very answer, so one signature
+#: makes at most one such failure). If the bytes signed over that fresh nonce then differ from
+#: the challenge (another origin: a phishing site relayed it; another purpose or issue time:
+#: someone using the key against us), the key's holder is being attacked or the key is
+#: misused, and locking protects the account.
+#: Not in the set, because an old signature produces them as often as anyone likes, from any
+#: address: ``CHALLENGE_REPLAYED`` (a spent nonce: a captured answer sent again),
+#: ``CHALLENGE_EXPIRED`` (signed at some time before now, perhaps long ago),
+#: ``CHALLENGE_UNKNOWN`` (a nonce this server never issued or has purged: nothing dates the
+#: signature). Those feed the address and certificate rate limits only; an attacker who merely
+#: captured an answer must never be able to lock its holder out or end their sessions.
+LOCKOUT_FAILURES = frozenset({"CHALLENGE_ORIGIN", "CHALLENGE_PURPOSE", "CHALLENGE_MISMATCH"})
 
-    Runs inside the login's write transaction. Locking ends the account's sessions (the key
-    is being used by someone relaying it: ``resolve_session`` checks the lock on every
-    request) and queues an alert to the enterprise.
+
+class LockoutStep(NamedTuple):
+    """What one refusal did to the account: counted toward its lockout, and locked it."""
+
+    counted: bool
+    locked: bool
+
+
+def count_possession_failure(auth: Authority, s: Session, account: Any | None,
+                             owner: CertOwner | None, *, code: str, address: str | None,
+                             now: datetime) -> LockoutStep:
+    """Count one challenge refusal after a valid signature toward the account's lockout, if
+    it proves that the key signed now (:data:`LOCKOUT_FAILURES`) and the key is a holder's.
+
+    Every such refusal comes here, so whether it counts is decided in this one place; the
+    caller feeds the rate limits with whatever was not counted. Runs inside the login's
+    write transaction. Locking ends the account's sessions (``resolve_session`` checks the
+    lock on every request) and queues an alert to the enterprise.
     """
+    if not counts_toward_lockout(code) or account is None or owner is None:
+        return LockoutStep(counted=False, locked=False)
     conn = s.connection()
     failures = int(account.failures) + 1
     threshold = auth.settings.lockout_threshold
     if failures < threshold:
         conn.execute(update(accounts).where(accounts.c.id == account.id)
                      .values(failures=failures))
-        return False
+        return LockoutStep(counted=True, locked=False)
     until = now + timedelta(hours=auth.settings.lockout_hours)
     # its sessions die with it: every request checks the account's lock (resolve_session)
     conn.execute(update(accounts).where(accounts.c.id == account.id)
@@ -234,7 +267,12 @@ def count_possession_failure(auth: Authority, s: Session, account: Any, owner: C
                       target=f"account:{account.id}",
                       details={"account_id": account.id, "until": until.isoformat(),
                                "last_code": code, "serial": owner.serial})
-    return True
+    return LockoutStep(counted=True, locked=True)
+
+
+def counts_toward_lockout(code: str) -> bool:
+    """True for the refusals that prove the key signed now (:data:`LOCKOUT_FAILURES`)."""
+    return code in LOCKOUT_FAILURES
 
 
 def unlock_account(auth: Authority, account_id: int, *, actor: str) -> Account:

@@ -14,8 +14,11 @@
    ``UPDATE ... WHERE used_at IS NULL`` (two server processes sharing the database cannot
    both consume it), then checks chain to our root, validity, the login profile, the live
    status in the database (frozen or revoked a moment ago: refused now), the account and its
-   lockout, and opens a session. Challenge failures after a valid signature prove the key is
-   being used by someone relaying it: they count toward the account's lockout.
+   lockout, and opens a session. Whether a challenge failure after a valid signature counts
+   toward the account's lockout is decided in one place, ``accounts.LOCKOUT_FAILURES``: only
+   a signature over a live, unanswered challenge proves the key signed now; a replayed,
+   expired or unknown challenge can be sent by anyone holding an old answer, so it feeds the
+   rate limits and never locks the holder out.
 4. Sessions: 32 random bytes, stored as SHA-256, with idle and absolute expiry; a session
    dies with its certificate (freeze, revoke), with its account's lock and on logout.
    Tokens, nonces and PINs are never logged; the login history and the audit log keep the
@@ -107,9 +110,6 @@ REASONS: dict[str, tuple[str, str]] = {
                        "unlock it", "账户因多次可疑登录已被锁定，请联系管理员解锁"),
     "RATE_LIMITED": ("too many failed logins; wait and try again", "登录失败次数过多，请稍后再试"),
 }
-#: refusals after a valid signature that count toward the account's lockout
-POSSESSION_FAILURES = frozenset({"CHALLENGE_UNKNOWN", "CHALLENGE_REPLAYED", "CHALLENGE_EXPIRED",
-                                 "CHALLENGE_ORIGIN", "CHALLENGE_PURPOSE", "CHALLENGE_MISMATCH"})
 
 
 class LoginRefused(Unauthorized):
@@ -488,8 +488,12 @@ def _consume(sql: _Sql, answer: LoginAnswer, now: datetime, origin: str) -> str 
     stored_origin, purpose, issued_at, expires_at = row
     if now >= _from_db(expires_at):  # type: ignore[operator]
         return "CHALLENGE_EXPIRED"
-    if answer.origin != origin or stored_origin != origin:
+    if answer.origin != stored_origin:  # the key signed our fresh nonce for another site
         return "CHALLENGE_ORIGIN"
+    if stored_origin != origin:
+        # issued under another base URL (a server configured differently on this database):
+        # the holder signed what the challenge said, so it proves nothing against them
+        return "CHALLENGE_UNKNOWN"
     if answer.purpose != PURPOSE or purpose != PURPOSE:
         return "CHALLENGE_PURPOSE"
     if answer.issued_at != _time_text(_from_db(issued_at)):  # type: ignore[arg-type]
@@ -701,6 +705,8 @@ class _Outcome:
     account: _Account | None = None
     owner: acc.CertOwner | None = None
     locked_now: bool = False
+    challenge_failure: bool = False  # the answer's challenge was refused
+    counted: bool = False  # ... and that counted toward the account's lockout
     result: LoginResult | None = None
 
 
@@ -776,6 +782,11 @@ class _VerifyPlan:
                 # a valid signature by a key that is not one of our holders' (a certificate
                 # of another CA, say): anyone can do that, so it feeds the address's limit
                 _count_failure(sql, addr_key, states.get(addr_key), now)
+            elif out.challenge_failure and not out.counted:
+                # an old answer sent again (replayed, expired, unknown): it proves nothing
+                # about who holds the key now, so it feeds the rate limits, like a forgery
+                for key in keys:
+                    _count_failure(sql, key, states.get(key), now)
         _record(auth, tx, sql, out, serial=serial, address=self.address, network=self.network,
                 user_agent=self.user_agent, now=now)
         return out
@@ -823,10 +834,9 @@ def _after_possession(auth: Authority, s: Any, sql: _Sql, answer: LoginAnswer,
     out.owner, out.account = owner, account
     challenge_problem = _consume(sql, answer, now, origin_of(auth))
     if challenge_problem is not None:
-        out.reason = challenge_problem
-        if account is not None and owner is not None:
-            out.locked_now = acc.count_possession_failure(
-                auth, s, account, owner, code=challenge_problem, address=address, now=now)
+        out.reason, out.challenge_failure = challenge_problem, True
+        out.counted, out.locked_now = acc.count_possession_failure(
+            auth, s, account, owner, code=challenge_problem, address=address, now=now)
         return
     out.reason = _refusal(parsed, owner, account, now)
     if out.reason is not None:
