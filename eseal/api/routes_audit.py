@@ -1,7 +1,10 @@
 """The audit log over HTTP, for auditors (and officers): read the events, verify the chain.
 
-Auditors change nothing: every route here is a read. Verification recomputes the hash chain
-and checks the checkpoints signed by the CA token's audit key (``eseal.ca.audit``).
+Auditors change nothing: every route here is a read. Verification recomputes the hash chain,
+checks the checkpoints signed by the CA token's audit key and the audit head carried by the
+CA's stored CRLs, and reports how many events at the end no signature covers against the
+checkpoint cadence (``eseal.ca.audit``). CRL copies held by relying parties are checked with
+``eseal audit verify --crl``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ def events(principal: Reader, auth: Auth,
              "prev_hash": r.prev_hash, "hash": r.hash} for r in rows]
 
 
-@router.get("/verify", summary="Verify the hash chain and the signed checkpoints")
+@router.get("/verify", summary="Verify the chain, the signed checkpoints, CRL anchors and coverage")
 def verify(principal: Reader, auth: Auth) -> dict[str, Any]:
     with auth.db.read() as s:
         return auth.audit.verify(s).to_dict()

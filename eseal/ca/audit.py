@@ -6,9 +6,20 @@ Rewriting the whole tail consistently is stopped by checkpoints: signatures by t
 on the CA token over (event id, event hash), written every ``checkpoint_every`` events and on
 demand (each CLI command ends with one). Checkpoints are also appended to
 ``<home>/audit/checkpoints.jsonl``, outside the database, so truncating both tables together
-is still caught while that file survives. What no design here can catch: events appended
-after the last checkpoint and then truncated by someone holding the database *and* the file;
-the window is one command (CLI) or ``checkpoint_every`` events (service).
+is still caught while that file survives, and a checkpoint in the database that the journal
+lacks means the journal was cut.
+
+Someone holding the database *and* the journal can delete the checkpoints after a row they
+rewrite. So verification also measures coverage: how many events at the end no valid
+signature vouches for. The service checkpoints every ``checkpoint_every`` events and every
+CLI command ends with one, so an honest log never has more than ``checkpoint_every - 1``
+uncovered events, and never none at all (``eseal init`` checkpoints its first event); more is
+a finding. Every published CRL also carries the head of the chain (``audit_anchor``), signed
+by a CA key and copied by relying parties: the CA's stored CRLs and any copy an auditor
+brings are checked against the log, and count as coverage. What is left undetectable: a
+rewrite or truncation of at most ``checkpoint_every - 1`` events after the newest checkpoint
+and the newest CRL the auditor holds, by someone who edits the database and the journal and
+deletes the CA's own later CRLs.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,7 +40,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.store.models import AuditCheckpoint, AuditEvent
+from eseal.ca.audit_anchor import AnchorError, CrlAnchor, read_anchor
+from eseal.store.models import AuditCheckpoint, AuditEvent, CrlRecord
 
 GENESIS = "0" * 64
 _EVENTS = AuditEvent.__table__
@@ -69,34 +82,80 @@ def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
     return json.loads(_canonical(details or {}))
 
 
+#: every finding's stable code, English and Chinese
+PROBLEMS: dict[str, tuple[str, str]] = {
+    "changed": ("the row differs from what was hashed or signed", "该行与哈希或签名的内容不一致"),
+    "deleted": ("a row is missing", "缺少一行"),
+    "reordered": ("rows are out of order", "行顺序被改变"),
+    "truncated": ("rows a signature vouches for are missing at the end",
+                  "签名所担保的末尾记录缺失"),
+    "bad_checkpoint": ("a checkpoint's signature does not verify", "检查点签名无效"),
+    "journal_missing": ("a checkpoint in the database is missing from the journal file",
+                        "数据库中的检查点在日志文件中缺失"),
+    "no_checkpoint": ("the log has events but no valid signed checkpoint",
+                      "日志有记录但没有有效的签名检查点"),
+    "uncovered": ("more events than the checkpoint cadence allows have no signed checkpoint",
+                  "未被签名检查点覆盖的记录数超过检查点间隔所允许的数量"),
+    "checkpoint_gap": ("two signed checkpoints are further apart than the cadence allows: the "
+                       "ones between were deleted",
+                       "两个签名检查点的间隔超过检查点间隔，中间的检查点被删除"),
+    "bad_anchor": ("a CRL presented as evidence is not a valid CRL of this CA",
+                   "作为证据的 CRL 不是本 CA 签发的有效 CRL"),
+}
+
+
 @dataclass(frozen=True)
 class AuditFinding:
     event_id: int | None
-    problem: str  # changed | deleted | reordered | truncated | bad_checkpoint
+    problem: str  # a key of PROBLEMS
+    detail: str = ""
 
     def describe(self) -> str:
         where = f"row {self.event_id}" if self.event_id is not None else "the log"
-        return f"{where}: {self.problem}"
+        text = f"{where}: {self.problem}"
+        return f"{text} ({self.detail})" if self.detail else text
 
 
 @dataclass
 class AuditReport:
     events: int = 0
+    last_event: int = 0  # the id of the last row
     checkpoints: int = 0
+    anchors: int = 0  # CRLs carrying the chain head that were checked
+    covered_through: int = 0  # the last event a valid signature (checkpoint or CRL) vouches for
+    allowed_uncovered: int = 0  # what the checkpoint cadence allows at the end
     findings: list[AuditFinding] = field(default_factory=list)
+    checkpointed: set[int] = field(default_factory=set)  # events a valid checkpoint signs
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    @property
+    def uncovered(self) -> int:
+        """Events at the end of the log that no valid signature vouches for."""
+        return max(0, self.last_event - self.covered_through)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "events": self.events,
             "checkpoints": self.checkpoints,
+            "anchors": self.anchors,
+            "covered_through": self.covered_through,
+            "uncovered": self.uncovered,
+            "allowed_uncovered": self.allowed_uncovered,
             "first_problem": self.findings[0].describe() if self.findings else None,
-            "findings": [{"event_id": f.event_id, "problem": f.problem} for f in self.findings],
+            "findings": [{"event_id": f.event_id, "problem": f.problem, "detail": f.detail,
+                          "message": PROBLEMS[f.problem][0],
+                          "message_zh": PROBLEMS[f.problem][1]} for f in self.findings],
         }
+
+
+def chain_head(session: Session) -> tuple[int, str] | None:
+    """The newest event's id and hash (what a CRL carries as the audit head)."""
+    head = session.execute(_HEAD).first()
+    return (int(head[0]), str(head[1])) if head else None
 
 
 class AuditLog:
@@ -104,11 +163,12 @@ class AuditLog:
 
     def __init__(self, *, signer: Callable[[bytes], bytes] | None,
                  public_key: ec.EllipticCurvePublicKey | None, checkpoint_every: int,
-                 journal: Path | None) -> None:
+                 journal: Path | None, crl_issuers: Iterable[x509.Certificate] = ()) -> None:
         self._signer = signer
         self._public_key = public_key
         self._every = max(1, checkpoint_every)
         self._journal = journal
+        self._crl_issuers = list(crl_issuers)
 
     # -- writing --------------------------------------------------------------------------
     def append(self, session: Session, *, actor: str, action: str, outcome: str = "ok",
@@ -160,8 +220,12 @@ class AuditLog:
                                      "at": at.isoformat(), "signature": signature.hex()}) + "\n")
 
     # -- verifying ------------------------------------------------------------------------
-    def verify(self, session: Session) -> AuditReport:
-        report = AuditReport()
+    def verify(self, session: Session, *,
+               crls: Iterable[tuple[str, bytes]] = ()) -> AuditReport:
+        """Recompute the chain, check every checkpoint (database and journal), the audit
+        head in the CA's stored CRLs and in ``crls`` (name, DER: copies an auditor obtained
+        from relying parties), and how many events at the end nothing signed vouches for."""
+        report = AuditReport(allowed_uncovered=self._every - 1)
         rows: Iterable[AuditEvent] = session.execute(
             select(AuditEvent).order_by(AuditEvent.id)).scalars()
         hashes_by_id: dict[int, str] = {}
@@ -178,7 +242,7 @@ class AuditLog:
                 report.findings.append(AuditFinding(row.id, "reordered"))
             hashes_by_id[row.id] = row.hash
             prev, expected_id = row.hash, row.id + 1
-        last_id = expected_id - 1
+        last_id = report.last_event = expected_id - 1
         checkpoints = list(session.execute(
             select(AuditCheckpoint).order_by(AuditCheckpoint.id)).scalars())
         report.checkpoints = len(checkpoints)
@@ -186,9 +250,20 @@ class AuditLog:
         for cp in checkpoints:
             self._check_checkpoint(report, cp.event_id, cp.event_hash, cp.at, cp.signature,
                                    hashes_by_id, last_id)
-        for entry in self._journal_entries():
+        journal = self._journal_entries()
+        in_journal = {(e[0], e[1]) for e in journal}
+        for entry in journal:
             if (entry[0], entry[1]) not in seen:
                 self._check_checkpoint(report, *entry, hashes_by_id, last_id)
+        if self._journal is not None:
+            # both are written by the same call: a checkpoint only the database has means
+            # the journal was cut or replaced
+            for cp in checkpoints:
+                if (cp.event_id, cp.event_hash) not in in_journal:
+                    report.findings.append(AuditFinding(
+                        cp.event_id, "journal_missing", str(self._journal.name)))
+        self._check_anchors(report, session, crls, hashes_by_id, last_id)
+        self._check_coverage(report, last_id)
         report.findings.sort(key=lambda f: (f.event_id is None, f.event_id or 0))
         return report
 
@@ -201,11 +276,66 @@ class AuditLog:
             except InvalidSignature:
                 report.findings.append(AuditFinding(event_id, "bad_checkpoint"))
                 return
+        self._check_signed_head(report, event_id, digest, hashes_by_id, last_id,
+                                f"checkpoint at event {event_id}")
+
+    def _check_signed_head(self, report: AuditReport, event_id: int, digest: str,
+                           hashes_by_id: dict[int, str], last_id: int, source: str) -> None:
+        """A validly signed (event id, hash): the log must still hold exactly that."""
         if event_id > last_id:
-            report.findings.append(AuditFinding(last_id + 1, "truncated"))
-        elif event_id in hashes_by_id and hashes_by_id[event_id] != digest and not any(
+            report.findings.append(AuditFinding(last_id + 1, "truncated",
+                                                f"{source} vouches for event {event_id}"))
+        elif hashes_by_id.get(event_id) == digest:
+            report.covered_through = max(report.covered_through, event_id)
+            if source.startswith("checkpoint"):
+                report.checkpointed.add(event_id)
+        elif event_id in hashes_by_id and not any(
                 f.event_id is not None and f.event_id <= event_id for f in report.findings):
-            report.findings.append(AuditFinding(event_id, "changed"))
+            report.findings.append(AuditFinding(event_id, "changed", f"differs from {source}"))
+
+    def _check_anchors(self, report: AuditReport, session: Session,
+                       crls: Iterable[tuple[str, bytes]], hashes_by_id: dict[int, str],
+                       last_id: int) -> None:
+        """The audit head in the CA's stored CRLs and in the copies an auditor brought."""
+        stored = [(f"stored CRL {role}", bytes(der)) for role, der in session.execute(
+            select(CrlRecord.issuer_role, CrlRecord.der).order_by(CrlRecord.id)).all()]
+        for name, der in [*stored, *crls]:
+            try:
+                anchor: CrlAnchor | None = read_anchor(der, self._crl_issuers, name=name)
+            except AnchorError as exc:
+                report.findings.append(AuditFinding(None, "bad_anchor", str(exc)))
+                continue
+            if anchor is None:
+                continue
+            report.anchors += 1
+            self._check_signed_head(report, anchor.event_id, anchor.event_hash, hashes_by_id,
+                                    last_id, anchor.source)
+
+    def _check_coverage(self, report: AuditReport, last_id: int) -> None:
+        """Events nothing signed vouches for, against the cadence: at the end, and between
+        checkpoints. The service signs every ``checkpoint_every``-th event, so consecutive
+        valid checkpoints are never further apart than that; a wider gap means the ones in
+        between were deleted and a later checkpoint (a restart, any CLI command) signed a
+        rewritten chain. (Lowering ``checkpoint_every`` makes older, sparser stretches show
+        as gaps too; the finding names the range so an auditor can tell.)"""
+        if self._signer is None and self._public_key is None:
+            return
+        previous = 0
+        for event_id in sorted(report.checkpointed):
+            if event_id - previous > self._every:
+                report.findings.append(AuditFinding(
+                    previous + 1, "checkpoint_gap",
+                    f"events {previous + 1}-{event_id - 1} lack the checkpoint the cadence "
+                    f"of {self._every} requires"))
+            previous = event_id
+        if last_id > 0 and report.covered_through == 0:
+            report.findings.append(AuditFinding(
+                1, "no_checkpoint", f"{last_id} events, none covered"))
+        elif report.uncovered > report.allowed_uncovered:
+            report.findings.append(AuditFinding(
+                report.covered_through + 1, "uncovered",
+                f"{report.uncovered} events after event {report.covered_through}, "
+                f"the cadence allows {report.allowed_uncovered}"))
 
     def _journal_entries(self) -> list[tuple[int, str, datetime, bytes]]:
         if self._journal is None or not self._journal.exists():

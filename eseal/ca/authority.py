@@ -197,7 +197,9 @@ class Authority:
         assert isinstance(public, ec.EllipticCurvePublicKey)
         return AuditLog(signer=sign, public_key=public,
                         checkpoint_every=self.settings.checkpoint_every,
-                        journal=self.settings.home / "audit" / "checkpoints.jsonl")
+                        journal=self.settings.home / "audit" / "checkpoints.jsonl",
+                        crl_issuers=[self._certs[r] for r in ("issuing", "root")
+                                     if r in self._certs])
 
     # -- auditing helpers ---------------------------------------------------------------
     @contextmanager

@@ -273,8 +273,12 @@ def build_crl(
     number: int,
     this_update: datetime,
     next_update: datetime,
+    extra_extensions: bytes = b"",
 ) -> bytes:
     """A signed full CRL (DER) listing ``entries``, sorted by serial.
+
+    ``extra_extensions`` are DER ``Extension``s appended after AKI and CRL number (the audit
+    head, ``eseal.ca.audit_anchor``).
 
     ``entries`` is consumed once and may be a generator (rows streamed from the database),
     so the caller never needs a million entry objects in memory at once. Raises
@@ -292,7 +296,8 @@ def build_crl(
     encoded = _encode_entries(entries)
     sig_alg, signer = signature_algorithm_for(issuer_key)
     extensions = der_tlv(0xA0, der_tlv(0x30, _aki_extension(issuer_cert)
-                                       + _crl_number_extension(number)))
+                                       + _crl_number_extension(number)
+                                       + extra_extensions))
     head = (
         b"\x02\x01\x01"  # version v2
         + sig_alg

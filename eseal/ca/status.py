@@ -36,6 +36,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from eseal import clock
+from eseal.ca.audit import chain_head
+from eseal.ca.audit_anchor import audit_head_extension
 from eseal.ca.crl import RevokedEntry, build_crl
 from eseal.ca.ocsp import CertStatus
 from eseal.ca.serials import normalize_serial, serial_hex
@@ -160,10 +162,13 @@ def publish(auth: Authority, role: str) -> bytes:
         now = clock.now().replace(microsecond=0)
         number = _next_number(s, ca)
         rows = s.connection().execute(_ENTRIES, {"role": ca}).all()
+        # the audit log's head rides along: published CRLs are evidence of it outside our files
+        head = chain_head(s)
     next_update = now + timedelta(hours=auth.settings.crl_validity_hours)
     der = build_crl(issuer_cert=auth.certificate(ca), issuer_key=auth.key(ca),
                     entries=(_entry(r, now) for r in rows), number=number, this_update=now,
-                    next_update=next_update)
+                    next_update=next_update,
+                    extra_extensions=audit_head_extension(*head) if head else b"")
     with auth.change(actor=CRL_ACTOR, action="crl.publish", target=ca,
                      details={"number": number, "entries": len(rows),
                               "next_update": next_update.isoformat()}) as s:

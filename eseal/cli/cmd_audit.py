@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from eseal.cli.common import authority, echo_json, home_option
 
@@ -16,20 +19,41 @@ def command() -> None:
 
 @command.command("verify")
 @home_option
+@click.option("--crl", "crl_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A CRL this CA published (DER or PEM), e.g. a relying party's copy: the "
+                   "audit head it carries must still be in the log. Repeatable.")
 @click.option("--json", "as_json", is_flag=True)
-def verify(home: str | None, as_json: bool) -> None:
-    """Check the chain and the signed checkpoints; name the first row that was tampered with."""
+def verify(home: str | None, crl_files: tuple[Path, ...], as_json: bool) -> None:
+    """Check the chain, the signed checkpoints, the audit head carried by CRLs and how many
+    events at the end nothing signed covers; name the first row that was tampered with."""
+    crls = [(str(path), _der(path.read_bytes())) for path in crl_files]
     with authority(home, read_only=True) as auth, auth.db.read() as s:
-        report = auth.audit.verify(s)
+        report = auth.audit.verify(s, crls=crls)
+    coverage = (f"{report.uncovered} events not covered by a signed checkpoint or CRL "
+                f"(the checkpoint cadence allows {report.allowed_uncovered})")
     if as_json:
         echo_json(report.to_dict())
     elif report.ok:
-        click.echo(f"audit log intact: {report.events} events, {report.checkpoints} checkpoints")
+        click.echo(f"audit log intact: {report.events} events, {report.checkpoints} "
+                   f"checkpoints, {report.anchors} CRL anchors; {coverage}")
     else:
+        problems = ", ".join(dict.fromkeys(f.problem for f in report.findings))
         click.echo(f"audit log TAMPERED: {report.findings[0].describe()} "
-                   f"({len(report.findings)} problem(s))", err=True)
+                   f"({len(report.findings)} problem(s): {problems}); {coverage}", err=True)
     if not report.ok:
         sys.exit(1)
+
+
+def _der(data: bytes) -> bytes:
+    """A CRL file as DER (PEM accepted); anything unreadable is left for the verifier to
+    report as a bad anchor."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            return x509.load_pem_x509_crl(data).public_bytes(serialization.Encoding.DER)
+        except ValueError:
+            return data
+    return data
 
 
 @command.command("checkpoint")
