@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import USCC_A, LiveServer
+from tests.conftest import USCC_A, LiveServer, free_port
 from tests.test_login import (
     MAIL_A,
     World,
@@ -35,6 +35,7 @@ HOLDERS: dict[str, tuple[str, str, str]] = {
     "r-replayed": ("乙二", "agent", USCC_A),
     "r-expired": ("丙三", "agent", USCC_A),
     "r-unknown": ("丁四", "agent", USCC_A),
+    "r-elsewhere": ("辛八", "agent", USCC_A),
     "p-origin": ("戊五", "agent", USCC_A),
     "p-purpose": ("己六", "agent", USCC_A),
     "p-mismatch": ("庚七", "agent", USCC_A),
@@ -117,21 +118,36 @@ def _unknown(world: World, label: str, server: LiveServer) -> Callable[[], dict[
     return make
 
 
+def _elsewhere(world: World, label: str, server: LiveServer) -> Callable[[], dict[str, Any]]:
+    """Challenges issued by a server on this database configured with another base URL,
+    signed honestly for the origin they name: the holder did nothing wrong."""
+    port = free_port()
+    other = world.extra["elsewhere"] = LiveServer(
+        world.home, port, env={"ESEAL_BASE_URL": f"http://127.0.0.1:{port}"})
+    def make() -> dict[str, Any]:
+        challenge = challenge_at(other.url, address="10.62.0.3")
+        assert challenge["origin"] != world.origin
+        return signed_answer(world, label, challenge, origin=challenge["origin"])
+    return make
+
+
+#: case -> (the refusal, holder, server it is sent to, the answers)
 NON_PROVING = {
-    "CHALLENGE_REPLAYED": ("r-replayed", "still", _replayed),
-    "CHALLENGE_EXPIRED": ("r-expired", "future", _expired),
-    "CHALLENGE_UNKNOWN": ("r-unknown", "still", _unknown),
+    "replayed": ("CHALLENGE_REPLAYED", "r-replayed", "still", _replayed),
+    "expired": ("CHALLENGE_EXPIRED", "r-expired", "future", _expired),
+    "unknown": ("CHALLENGE_UNKNOWN", "r-unknown", "still", _unknown),
+    "issued_under_another_base_url": ("CHALLENGE_UNKNOWN", "r-elsewhere", "still", _elsewhere),
 }
 
 
-@pytest.mark.parametrize("code", sorted(NON_PROVING))
+@pytest.mark.parametrize("case", sorted(NON_PROVING))
 def test_a_failure_an_old_answer_can_cause_feeds_the_rate_limit_and_never_locks(
-        world: World, still: LiveServer, future: LiveServer, code: str) -> None:
-    label, where, answers = NON_PROVING[code]
+        world: World, still: LiveServer, future: LiveServer, case: str) -> None:
+    code, label, where, answers = NON_PROVING[case]
     server = {"still": still, "future": future}[where]
     session = live_session(world, label)
     next_answer = answers(world, label, server)
-    address = f"10.63.{sorted(NON_PROVING).index(code)}.1"
+    address = f"10.63.{sorted(NON_PROVING).index(case)}.1"
     responses = [post_verify(server.url, next_answer(), address=address)
                  for _ in range(FREE + 3)]
     codes = [r.json()["code"] for r in responses]
