@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives import serialization
 from eseal import clock
 from eseal.errors import Conflict, InvalidInput
 from eseal.signing.report import SignatureReport, VerificationReport
+from eseal.signing.revocation import LiveStatusLookup
 from eseal.signing.structure import StructureError, revision_spans
 
 __all__ = [
@@ -389,9 +390,13 @@ def _seal_report(report: VerificationReport, field_name: str) -> SignatureReport
 
 def check_sealed_upload(draft: bytes, sealed: bytes, *, seals: EnterpriseSeals,
                         trust_roots: Sequence[x509.Certificate],
-                        now: datetime | None = None) -> AcceptedSeal:
+                        now: datetime | None = None,
+                        live_status: LiveStatusLookup | None = None) -> AcceptedSeal:
     """Accept ``sealed`` as the sealed version of ``draft`` for ``seals.uscc`` (see module
-    docstring) or raise an ``EsealError`` naming the first reason it is not."""
+    docstring) or raise an ``EsealError`` naming the first reason it is not. ``live_status``
+    is the CA's own status lookup, handed to the verifier (the same rule as ``POST
+    /verify``: a seal by a certificate revoked or frozen now needs a timestamp proving it
+    came first)."""
     from eseal.signing.verify import verify_pdf
 
     moment = now or clock.now()
@@ -406,7 +411,7 @@ def check_sealed_upload(draft: bytes, sealed: bytes, *, seals: EnterpriseSeals,
     draft_info = check_draft(draft, field="draft")
     emb = _new_seal(sealed, draft_info)
 
-    report = verify_pdf(sealed, trust_roots=trust_roots, now=moment)
+    report = verify_pdf(sealed, trust_roots=trust_roots, now=moment, live_status=live_status)
     invalid = [p for p in report.all_problems() if p.severity == "invalid"]
     if invalid:
         first = invalid[0]
