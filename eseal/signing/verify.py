@@ -20,32 +20,51 @@ time (pyHanko ignores ``invalidityDate``).
 Decisions a relying party should know (each pinned by a test):
 
 * **Signing time.** A signature timestamp that validates against the trust roots gives the
-  signing time (source ``timestamp``); otherwise the signer's own claim is used (``claimed``)
-  and cannot order the seal against a revocation: a revocation taking effect after a claimed
-  time makes the result *indeterminate* (ETSI REVOKED_NO_POE), a certificate that has expired
-  since makes it indeterminate too (OUT_OF_BOUNDS_NO_POE). A timestamp token that is present
-  but broken is *invalid* (it sits in the unsigned part of the file; someone altered it).
-* **Revocation at signing time** must be established from revocation data valid *at* that
-  time (CRL thisUpdate ≤ t ≤ nextUpdate, or the OCSP equivalent) for the signer and its CA —
-  data issued later is not accepted as proof of good status, because a certificate that was
-  on hold (frozen) while sealing and released later no longer appears on later CRLs. Any
-  CRL/OCSP in the file or fetched, of any date, that shows a revocation effective at or before
-  the signing time makes the seal invalid: revoked, or on hold (certificateHold), counting a
-  keyCompromise entry from its invalidityDate when that is earlier (any reason but
+  signing time (source ``timestamp``) — unless the timestamp authority's chain is known
+  revoked for a compromise reason (at any date) or was revoked or on hold when it stamped
+  (``TIMESTAMP_AUTHORITY_REVOKED``, indeterminate: a leaked TSA key can stamp any time).
+  Otherwise the signer's own claim is used (``claimed``) and proves nothing — the key holder
+  writes it: a revocation taking effect after a claimed time makes the result
+  *indeterminate* (ETSI REVOKED_NO_POE), a certificate that has expired since makes it
+  indeterminate too (OUT_OF_BOUNDS_NO_POE). A timestamp token that is present but broken is
+  *invalid* (it sits in the unsigned part of the file; someone altered it).
+* **Revocation at signing time, with proof of existence** (a trusted timestamp) must be
+  established from revocation data valid *at* that time (CRL thisUpdate ≤ t ≤ nextUpdate,
+  or the OCSP equivalent) for the signer and its CA — data issued later is not accepted as
+  proof of good status, because a certificate that was on hold (frozen) while sealing and
+  released later no longer appears on later CRLs. Any CRL/OCSP in the file or fetched, of
+  any date, or the CA's live records (``live_status``), that shows a revocation effective at
+  or before the signing time makes the seal invalid: revoked, or on hold (certificateHold),
+  counting a keyCompromise entry from its invalidityDate when that is earlier (any reason but
   certificateHold honours an earlier invalidityDate). Evidence counts only if its signature
   verifies under the issuer in the validated path (anyone can append a forged CRL to the
-  DSS; it must not invalidate a good seal). Without such data the
-  verdict is *indeterminate* — unless ``allow_fetching`` is set, in which case current data
-  fetched from the CRL distribution points / OCSP responders may show the certificate not
-  revoked (or revoked only after the signing time); a lifted hold cannot be seen that way.
-* **Revocation now** is only checked when ``allow_fetching`` is set (otherwise reported as
-  ``not_checked``); it never turns a seal made before a revocation invalid.
+  DSS; it must not invalidate a good seal). Without such data the verdict is
+  *indeterminate* — unless ``allow_fetching`` is set, in which case current data fetched
+  from the CRL distribution points / OCSP responders may show the certificate not revoked
+  (or revoked only after the signing time); a lifted hold cannot be seen that way.
+* **Revocation without proof of existence** (no timestamp, or one that proves nothing) is
+  judged at the *validation* time, as ETSI EN 319 102-1 does: a compromised key can seal
+  after its revocation, write an earlier signing time and embed CRLs/OCSP responses fetched
+  before the revocation, so data that merely covers the claimed time proves nothing. The
+  status must be good *now*, from data current now — thisUpdate ≤ now ≤ nextUpdate (or the
+  OCSP equivalent); data past its nextUpdate is not fresh: ``REVOCATION_STALE``
+  (indeterminate, retry ``--online``), no data at all ``REVOCATION_UNKNOWN``. Data still
+  inside its validity window is the most an offline party can know (the usual CRL latency).
+  A verifier given the CA's own records (``live_status``: ``POST /verify`` and the filing
+  intake) knows better: a certificate revoked or frozen now, with nothing proving the seal
+  came first, is *invalid* (``LIVE_REVOKED_NO_POE``, ``LIVE_ON_HOLD_NO_POE``); good now is
+  good (source ``live``). The evidence and ordering rules live in
+  :mod:`eseal.signing.revocation`.
+* **Revocation now** is checked when ``allow_fetching`` is set (fetched) or ``live_status``
+  is given (the CA's records), otherwise reported as ``not_checked``; it never turns a seal
+  whose timestamp proves it was made before a revocation invalid.
 * **Untrusted root → indeterminate (exit 2).** A seal whose certificate does not chain to one
   of the given roots is not provably forged — only not attributable — which is what ETSI calls
   NO_CERTIFICATE_CHAIN_FOUND (INDETERMINATE). Any integrity or modification failure still
   makes the whole report *invalid* (exit 1): invalid beats indeterminate.
 * **Timestamp authority.** A signature timestamp is validated at its own time against the
-  trust roots (soft revocation checking: the TSA's revocation data is only needed for B-LT).
+  trust roots (soft revocation checking: the TSA's revocation data is only needed for B-LT);
+  known revocation evidence about its chain is weighed as under "Signing time".
 * **Errors versus verdicts.** Input that is not a signed PDF we could judge raises
   :class:`~eseal.errors.InvalidInput`: empty (``PDF_EMPTY``), no ``%PDF-`` header
   (``PDF_NOT_PDF``), unreadable structure — truncated (``PDF_TRUNCATED``: no
