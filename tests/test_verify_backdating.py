@@ -32,7 +32,7 @@ from pdfkit import (
     seal_pdf,
 )
 
-from eseal.errors import InvalidInput
+from eseal.errors import Conflict, InvalidInput
 from eseal.signing.intake import EnterpriseSeals, check_sealed_upload
 from eseal.signing.report import VerificationReport
 from eseal.signing.revocation import LiveStatus, LiveStatusLookup
@@ -278,24 +278,42 @@ def test_a_tsa_retired_after_stamping_still_proves_the_time(pki: TestPki,
 # the filing intake uses the same live status
 
 
-@pytest.mark.parametrize(("state", "reason"), STATES)
-def test_filing_intake_refuses_a_backdated_seal_by_a_revoked_or_frozen_certificate(
-        pki: TestPki, doc: SamplePdf, state: str, reason: x509.ReasonFlags) -> None:
-    cert = pki.issue_seal()
-    sealed = backdated(pki, doc, cert, layout="B-LT", evidence="crl")
+def _intake(pki: TestPki, doc: SamplePdf, cert: Issued, sealed: bytes, state: str,
+            reason: x509.ReasonFlags, now: datetime) -> None:
     serial = format(cert.cert.serial_number, "x")
     seals = EnterpriseSeals(uscc=pki.uscc, current={serial},
                             status={serial: "revoked" if state == "revoked" else "hold"})
     lookup: Callable[[x509.Certificate], LiveStatus | None] = live(
         cert, state, pki.now + DAY, reason.name)
-    with pytest.raises(InvalidInput) as caught:
-        check_sealed_upload(doc.data, sealed, seals=seals, trust_roots=[pki.root.cert],
-                            now=_within(pki), live_status=lookup)
-    err = caught.value
-    assert err.code == "SEAL_INVALID" and err.field == "file"
-    code = "LIVE_REVOKED_NO_POE" if state == "revoked" else "LIVE_ON_HOLD_NO_POE"
-    assert code in (err.details or {})["findings"]
+    check_sealed_upload(doc.data, sealed, seals=seals, trust_roots=[pki.root.cert], now=now,
+                        live_status=lookup)
 
+
+@pytest.mark.parametrize(("state", "reason"), STATES)
+def test_filing_intake_refuses_a_backdated_seal_by_a_revoked_or_frozen_certificate(
+        pki: TestPki, doc: SamplePdf, state: str, reason: x509.ReasonFlags) -> None:
+    """The intake demands a proven signing time before it even looks at the records."""
+    cert = pki.issue_seal()
+    sealed = backdated(pki, doc, cert, layout="B-LT", evidence="crl")
+    with pytest.raises(InvalidInput) as caught:
+        _intake(pki, doc, cert, sealed, state, reason, _within(pki))
+    assert (caught.value.code, caught.value.field) == ("SEAL_NOT_TIMESTAMPED", "file")
+
+
+@pytest.mark.parametrize(("state", "reason"), STATES)
+def test_filing_intake_refuses_a_seal_timestamped_after_the_change_despite_old_crls(
+        pki: TestPki, doc: SamplePdf, state: str, reason: x509.ReasonFlags) -> None:
+    """The file carries only pre-revocation CRLs; the CA's records (given to the verifier as
+    live status, and checked by the intake itself) answer with the specific 409."""
+    cert = pki.issue_seal()
+    stamped = pki.now + DAY + timedelta(hours=1)
+    sealed = seal_pdf(doc.data, cert, pki, timestamp=stamped, embed_validation_info=True,
+                      dss_in_signed_revision=True)
+    with pytest.raises(Conflict) as caught:
+        _intake(pki, doc, cert, sealed, state, reason, stamped + timedelta(hours=1))
+    assert caught.value.code == "SEAL_CERT_REVOKED"
+    assert (caught.value.details or {})["status"] == ("revoked" if state == "revoked"
+                                                      else "hold")
 
 def test_the_b_lt_ocsp_attack_really_carries_only_ocsp_for_the_seal(pki: TestPki,
                                                                     doc: SamplePdf) -> None:
