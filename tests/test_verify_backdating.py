@@ -330,3 +330,16 @@ def test_the_b_lt_ocsp_attack_really_carries_only_ocsp_for_the_seal(pki: TestPki
     assert reader.xrefs.total_revisions == 2 and len(dss.ocsps) == 1
     issuers = {x509.load_der_x509_crl(ref.get_object().data).issuer for ref in dss.crls}
     assert issuers == {pki.root.cert.subject}
+
+
+@pytest.mark.parametrize("state", ["revoked", "on_hold"])
+def test_a_live_record_without_a_time_is_taken_as_always_revoked(
+        pki: TestPki, doc: SamplePdf, state: str) -> None:
+    """Fail closed: a revocation the records cannot date cannot be ordered after the seal,
+    even a timestamped one."""
+    cert = pki.issue_seal()
+    data = seal_pdf(doc.data, cert, pki, timestamp=True, embed_validation_info=True,
+                    dss_in_signed_revision=True)
+    report = verify(data, pki, live_status=live(cert, state, None, None))
+    assert report.verdict == "invalid"
+    assert ("CERT_REVOKED" if state == "revoked" else "CERT_ON_HOLD") in codes(report)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from asn1crypto import x509 as asn1_x509
@@ -117,10 +117,12 @@ class RevinfoPool:
                 if ev is not None:
                     out.append(ev)
         live = self.live(cert) if self.live is not None else None
-        if live is not None and live.state != "good" and live.since is not None:
+        if live is not None and live.state != "good":
             reason = live.reason or ("certificate_hold" if live.state == "on_hold"
                                      else "unspecified")
-            out.append(Evidence(cert.serial_number, live.since, reason, "live"))
+            # a record without a time cannot be ordered after anything: fail closed
+            since = live.since or datetime.min.replace(tzinfo=UTC)
+            out.append(Evidence(cert.serial_number, since, reason, "live"))
         return out
 
 

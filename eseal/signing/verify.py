@@ -1005,8 +1005,9 @@ class _Verifier:
         if check.rev_now.status in ("revoked", "on_hold"):
             check.add("REVOKED_NOW",
                       f"the certificate is {check.rev_now.status.replace('_', ' ')} now "
-                      f"({check.rev_now.reason}); this does not affect a seal made before",
-                      "证书当前已被吊销或冻结；不影响此前做出的签章", "info")
+                      f"({check.rev_now.reason}); this does not affect a seal proven to be "
+                      "made before",
+                      "证书当前已被吊销或冻结；不影响可证明早于此时做出的签章", "info")
         if path is None:
             check.rev_signing = Revocation("unknown", checked_at=moment)
             return
