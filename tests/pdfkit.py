@@ -756,7 +756,7 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
              embed_validation_info: bool = False, lta: bool = False,
              visible: bool = False, subfilter: str = "pades",
              reason: str | None = "电子签章", dss_in_signed_revision: bool = False,
-             certify: int | None = None) -> bytes:
+             certify: int | None = None, dss_ocsps: Sequence[bytes] = ()) -> bytes:
     """Seal ``data`` with pyHanko as an incremental update.
 
     ``timestamp`` adds a signature timestamp from the test TSA (``True`` = now, or a fixed
@@ -768,6 +768,8 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
     exactly those CRLs after signing, with no pre-signing check (so revoked or held
     certificates can be "sealed" for tests). ``certify`` makes it a certification signature
     with that DocMDP permission level (1 = no changes, 2 = form filling and signing).
+    ``dss_ocsps`` (DER OCSP responses) join ``dss_crls`` in pyHanko's pre-signing check, so
+    they are embedded too.
     """
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
@@ -785,7 +787,7 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
         vc = ValidationContext(
             trust_roots=[asn1_cert(pki.root.cert)], allow_fetching=False,
             crls=[crl_der(c) for c in dss_crls] or [crl_der(pki.crl()), crl_der(pki.root_crl())],
-            revocation_mode="hard-fail")
+            ocsps=list(dss_ocsps), revocation_mode="hard-fail")
     dss_settings = DSSContentSettings()
     if dss_in_signed_revision:
         dss_settings = DSSContentSettings(

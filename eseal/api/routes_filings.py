@@ -44,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from eseal import clock
 from eseal.api.bodies import read_upload
 from eseal.api.deps import Principal, RowId, current_principal, get_authority, get_settings
+from eseal.api.live_status import live_status_lookup
 from eseal.ca.authority import Authority
 from eseal.errors import Conflict, EsealError, Forbidden, InvalidInput, NotFound
 from eseal.settings import Settings
@@ -243,7 +244,8 @@ def accept_sealed(auth: Authority, principal: Principal, filing_id: int, data: b
     seals = enterprise_seals(auth, ent.id, ent.uscc)
     accepted = auth.refusing(
         lambda: intake.check_sealed_upload(draft, data, seals=seals,
-                                           trust_roots=[auth.certificate("root")]),
+                                           trust_roots=[auth.certificate("root")],
+                                           live_status=live_status_lookup(auth)),
         actor=principal.actor, action=action, target=target, details=details)
     now = clock.now()
     body = {

@@ -7,6 +7,11 @@ not an error. Input that cannot be judged at all (not a PDF, empty, encrypted, u
 signature) is 422 with the verifier's code; a body over ``upload_limit_bytes`` is 413 while it
 streams in. ``?online=true`` lets the verifier fetch CRLs/OCSP (the current status).
 
+The service is the CA: the verifier consults its records as the live status of the
+certificates it issued (:mod:`eseal.api.live_status`), so a seal without a timestamp by a
+certificate revoked or frozen now is *invalid* here — nothing proves it was made before —
+even when the file's own CRLs predate the revocation.
+
 ``POST /verify/receipt`` checks a filing receipt (JSON) the same way ``eseal verify
 --receipt`` does. No login is needed: verifying is public, nothing is stored.
 """
@@ -20,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from eseal.api.bodies import read_upload
 from eseal.api.deps import get_authority, get_settings
+from eseal.api.live_status import live_status_lookup
 from eseal.api.routes_filings import PDF
 from eseal.ca.authority import Authority
 from eseal.settings import Settings
@@ -36,7 +42,8 @@ async def verify(request: Request, auth: Annotated[Authority, Depends(get_author
 
     data = await read_upload(request, settings.upload_limit_bytes)
     report = await run_in_threadpool(verify_pdf, data, trust_roots=[auth.certificate("root")],
-                                     allow_fetching=online)
+                                     allow_fetching=online,
+                                     live_status=live_status_lookup(auth))
     return report.to_dict()
 
 

@@ -23,6 +23,8 @@ A sealed upload is accepted only if
 
 The only verifier doubt tolerated is ``REVOCATION_UNKNOWN`` (a B-T seal carries no revocation
 data): the service is the CA and answers that question from its own records (point 4).
+The verifier is given the same records as its live status (``live_status``), as ``POST
+/verify`` is; revocation findings that come from them are answered by point 4's refusals.
 
 Receipts: the service answers an accepted filing with a JSON receipt signed by its own
 timestamp authority — an RFC 3161 token over the SHA-256 of the receipt's canonical JSON
@@ -51,6 +53,7 @@ from cryptography.hazmat.primitives import serialization
 from eseal import clock
 from eseal.errors import Conflict, InvalidInput
 from eseal.signing.report import SignatureReport, VerificationReport
+from eseal.signing.revocation import LiveStatusLookup
 from eseal.signing.structure import StructureError, revision_spans
 
 __all__ = [
@@ -69,6 +72,10 @@ __all__ = [
 RECEIPT_VERSION = "eseal-receipt-v1"
 #: Verifier findings of severity "indeterminate" that do not stop an intake (see docstring).
 TOLERATED_DOUBTS = frozenset({"REVOCATION_UNKNOWN"})
+#: Verifier findings that come from the CA's own records when ``live_status`` is given: the
+#: intake's record checks (point 4) answer them with their own, more specific refusal.
+FROM_RECORDS = frozenset({"CERT_REVOKED", "CERT_ON_HOLD", "LIVE_REVOKED_NO_POE",
+                          "LIVE_ON_HOLD_NO_POE"})
 #: How far a timestamp's genTime may be from the moment the seal was made: TSAs write whole
 #: seconds with an accuracy (eseal's: 1 s). A seal whose possible moments touch a freeze
 #: window cannot be ordered against it, so it is refused (fail closed).
@@ -389,9 +396,13 @@ def _seal_report(report: VerificationReport, field_name: str) -> SignatureReport
 
 def check_sealed_upload(draft: bytes, sealed: bytes, *, seals: EnterpriseSeals,
                         trust_roots: Sequence[x509.Certificate],
-                        now: datetime | None = None) -> AcceptedSeal:
+                        now: datetime | None = None,
+                        live_status: LiveStatusLookup | None = None) -> AcceptedSeal:
     """Accept ``sealed`` as the sealed version of ``draft`` for ``seals.uscc`` (see module
-    docstring) or raise an ``EsealError`` naming the first reason it is not."""
+    docstring) or raise an ``EsealError`` naming the first reason it is not. ``live_status``
+    is the CA's own status lookup, handed to the verifier (the same rule as ``POST
+    /verify``: a seal by a certificate revoked or frozen now needs a timestamp proving it
+    came first)."""
     from eseal.signing.verify import verify_pdf
 
     moment = now or clock.now()
@@ -406,8 +417,12 @@ def check_sealed_upload(draft: bytes, sealed: bytes, *, seals: EnterpriseSeals,
     draft_info = check_draft(draft, field="draft")
     emb = _new_seal(sealed, draft_info)
 
-    report = verify_pdf(sealed, trust_roots=trust_roots, now=moment)
-    invalid = [p for p in report.all_problems() if p.severity == "invalid"]
+    report = verify_pdf(sealed, trust_roots=trust_roots, now=moment, live_status=live_status)
+    from_records = {p.code for sig in report.seals if sig.field_name == emb.field_name
+                    and sig.revocation_at_signing.source == "live"
+                    for p in sig.problems} & FROM_RECORDS
+    invalid = [p for p in report.all_problems()
+               if p.severity == "invalid" and p.code not in from_records]
     if invalid:
         first = invalid[0]
         raise _refuse("SEAL_INVALID", f"the sealed file is not valid: {first.message}",
@@ -461,6 +476,11 @@ def check_sealed_upload(draft: bytes, sealed: bytes, *, seals: EnterpriseSeals,
                           "certificate was frozen",
                           "签章时印章证书处于冻结状态", conflict=True,
                           details={"serial": serial})
+    if from_records:  # the records refused it above; fail closed should they ever not
+        raise _refuse("SEAL_INVALID", "the CA's records show the seal certificate revoked or "
+                      "frozen before the seal can be proven to exist",
+                      "本 CA 记录显示印章证书在签章可证明的时间之前已被吊销或冻结",
+                      details={"findings": sorted(from_records), "verdict": report.verdict})
     return AcceptedSeal(sha256=report.file_sha256, size=report.file_size,
                         certificate_serial=serial, enterprise=seal.signer.enterprise,
                         credit_code=seals.uscc, signing_time=seal.signing_time,

@@ -186,14 +186,15 @@ RevocationState = Literal["good", "revoked", "on_hold", "unknown", "not_checked"
 class Revocation:
     """Revocation status of the signer's certificate (and its CA) at one moment.
 
-    ``source``: ``embedded`` (DSS / adbe-revocationInfoArchival in the file) or ``fetched``
-    (downloaded because the caller allowed fetching). ``revoked_at`` is the moment the
+    ``source``: ``embedded`` (DSS / adbe-revocationInfoArchival in the file), ``fetched``
+    (downloaded because the caller allowed fetching) or ``live`` (the issuing CA's own records,
+    when the service verifies). ``revoked_at`` is the moment the
     revocation takes effect: the invalidityDate of a keyCompromise entry when earlier than the
     revocation date, else the revocation date.
     """
 
     status: RevocationState
-    source: Literal["embedded", "fetched"] | None = None
+    source: Literal["embedded", "fetched", "live"] | None = None
     checked_at: datetime | None = None
     revoked_at: datetime | None = None
     reason: str | None = None

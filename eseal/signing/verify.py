@@ -20,32 +20,51 @@ time (pyHanko ignores ``invalidityDate``).
 Decisions a relying party should know (each pinned by a test):
 
 * **Signing time.** A signature timestamp that validates against the trust roots gives the
-  signing time (source ``timestamp``); otherwise the signer's own claim is used (``claimed``)
-  and cannot order the seal against a revocation: a revocation taking effect after a claimed
-  time makes the result *indeterminate* (ETSI REVOKED_NO_POE), a certificate that has expired
-  since makes it indeterminate too (OUT_OF_BOUNDS_NO_POE). A timestamp token that is present
-  but broken is *invalid* (it sits in the unsigned part of the file; someone altered it).
-* **Revocation at signing time** must be established from revocation data valid *at* that
-  time (CRL thisUpdate ≤ t ≤ nextUpdate, or the OCSP equivalent) for the signer and its CA —
-  data issued later is not accepted as proof of good status, because a certificate that was
-  on hold (frozen) while sealing and released later no longer appears on later CRLs. Any
-  CRL/OCSP in the file or fetched, of any date, that shows a revocation effective at or before
-  the signing time makes the seal invalid: revoked, or on hold (certificateHold), counting a
-  keyCompromise entry from its invalidityDate when that is earlier (any reason but
+  signing time (source ``timestamp``) — unless the timestamp authority's chain is known
+  revoked for a compromise reason (at any date) or was revoked or on hold when it stamped
+  (``TIMESTAMP_AUTHORITY_REVOKED``, indeterminate: a leaked TSA key can stamp any time).
+  Otherwise the signer's own claim is used (``claimed``) and proves nothing — the key holder
+  writes it: a revocation taking effect after a claimed time makes the result
+  *indeterminate* (ETSI REVOKED_NO_POE), a certificate that has expired since makes it
+  indeterminate too (OUT_OF_BOUNDS_NO_POE). A timestamp token that is present but broken is
+  *invalid* (it sits in the unsigned part of the file; someone altered it).
+* **Revocation at signing time, with proof of existence** (a trusted timestamp) must be
+  established from revocation data valid *at* that time (CRL thisUpdate ≤ t ≤ nextUpdate,
+  or the OCSP equivalent) for the signer and its CA — data issued later is not accepted as
+  proof of good status, because a certificate that was on hold (frozen) while sealing and
+  released later no longer appears on later CRLs. Any CRL/OCSP in the file or fetched, of
+  any date, or the CA's live records (``live_status``), that shows a revocation effective at
+  or before the signing time makes the seal invalid: revoked, or on hold (certificateHold),
+  counting a keyCompromise entry from its invalidityDate when that is earlier (any reason but
   certificateHold honours an earlier invalidityDate). Evidence counts only if its signature
   verifies under the issuer in the validated path (anyone can append a forged CRL to the
-  DSS; it must not invalidate a good seal). Without such data the
-  verdict is *indeterminate* — unless ``allow_fetching`` is set, in which case current data
-  fetched from the CRL distribution points / OCSP responders may show the certificate not
-  revoked (or revoked only after the signing time); a lifted hold cannot be seen that way.
-* **Revocation now** is only checked when ``allow_fetching`` is set (otherwise reported as
-  ``not_checked``); it never turns a seal made before a revocation invalid.
+  DSS; it must not invalidate a good seal). Without such data the verdict is
+  *indeterminate* — unless ``allow_fetching`` is set, in which case current data fetched
+  from the CRL distribution points / OCSP responders may show the certificate not revoked
+  (or revoked only after the signing time); a lifted hold cannot be seen that way.
+* **Revocation without proof of existence** (no timestamp, or one that proves nothing) is
+  judged at the *validation* time, as ETSI EN 319 102-1 does: a compromised key can seal
+  after its revocation, write an earlier signing time and embed CRLs/OCSP responses fetched
+  before the revocation, so data that merely covers the claimed time proves nothing. The
+  status must be good *now*, from data current now — thisUpdate ≤ now ≤ nextUpdate (or the
+  OCSP equivalent); data past its nextUpdate is not fresh: ``REVOCATION_STALE``
+  (indeterminate, retry ``--online``), no data at all ``REVOCATION_UNKNOWN``. Data still
+  inside its validity window is the most an offline party can know (the usual CRL latency).
+  A verifier given the CA's own records (``live_status``: ``POST /verify`` and the filing
+  intake) knows better: a certificate revoked or frozen now, with nothing proving the seal
+  came first, is *invalid* (``LIVE_REVOKED_NO_POE``, ``LIVE_ON_HOLD_NO_POE``); good now is
+  good (source ``live``). The evidence and ordering rules live in
+  :mod:`eseal.signing.revocation`.
+* **Revocation now** is checked when ``allow_fetching`` is set (fetched) or ``live_status``
+  is given (the CA's records), otherwise reported as ``not_checked``; it never turns a seal
+  whose timestamp proves it was made before a revocation invalid.
 * **Untrusted root → indeterminate (exit 2).** A seal whose certificate does not chain to one
   of the given roots is not provably forged — only not attributable — which is what ETSI calls
   NO_CERTIFICATE_CHAIN_FOUND (INDETERMINATE). Any integrity or modification failure still
   makes the whole report *invalid* (exit 1): invalid beats indeterminate.
 * **Timestamp authority.** A signature timestamp is validated at its own time against the
-  trust roots (soft revocation checking: the TSA's revocation data is only needed for B-LT).
+  trust roots (soft revocation checking: the TSA's revocation data is only needed for B-LT);
+  known revocation evidence about its chain is weighed as under "Signing time".
 * **Errors versus verdicts.** Input that is not a signed PDF we could judge raises
   :class:`~eseal.errors.InvalidInput`: empty (``PDF_EMPTY``), no ``%PDF-`` header
   (``PDF_NOT_PDF``), unreadable structure — truncated (``PDF_TRUNCATED``: no
@@ -97,7 +116,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as crypto_ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESSubIndic
@@ -153,6 +172,14 @@ from eseal.signing.report import (
     VerificationReport,
     combine,
 )
+from eseal.signing.revocation import (
+    COMPROMISE_REASONS,
+    LiveStatus,
+    LiveStatusLookup,
+    RevinfoPool,
+    has_revinfo_for,
+    judge_evidence,
+)
 from eseal.signing.structure import (
     RevisionSpan,
     StructureError,
@@ -165,6 +192,8 @@ from eseal.signing.structure import (
 
 __all__ = [
     "STRICT_DIFF_POLICY",
+    "LiveStatus",
+    "LiveStatusLookup",
     "VerificationReport",
     "async_verify_pdf",
     "verify_pdf",
@@ -248,6 +277,10 @@ _ADES_BY_CODE: dict[str, AdESSubIndic] = {
     "CHAIN_UNTRUSTED": AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND,
     "REVOCATION_UNKNOWN": AdESIndeterminate.TRY_LATER,
     "REVOKED_NO_POE": AdESIndeterminate.REVOKED_NO_POE,
+    "LIVE_REVOKED_NO_POE": AdESFailure.REVOKED,
+    "LIVE_ON_HOLD_NO_POE": AdESFailure.REVOKED,
+    "REVOCATION_STALE": AdESIndeterminate.TRY_LATER,
+    "TIMESTAMP_AUTHORITY_REVOKED": AdESIndeterminate.NO_POE,
     "EXPIRED_NO_POE": AdESIndeterminate.OUT_OF_BOUNDS_NO_POE,
     "TIMESTAMP_UNTRUSTED": AdESIndeterminate.NO_POE,
     "TIMESTAMP_INVALID": AdESFailure.HASH_FAILURE,
@@ -263,19 +296,23 @@ T = TypeVar("T")
 
 
 def verify_pdf(data: bytes, *, trust_roots: Sequence[x509.Certificate],
-               now: datetime | None = None, allow_fetching: bool = False) -> VerificationReport:
+               now: datetime | None = None, allow_fetching: bool = False,
+               live_status: LiveStatusLookup | None = None) -> VerificationReport:
     """Verify every signature in ``data`` against ``trust_roots`` (see module docstring).
+
+    ``live_status``: the issuing CA's own answer "what is this certificate's status now"
+    (the service passes its database); it counts as current revocation data and as evidence.
 
     Safe to call from inside a running event loop (the work then runs in a worker thread);
     async code should await :func:`async_verify_pdf` instead.
     """
     return run_sync(async_verify_pdf(data, trust_roots=trust_roots, now=now,
-                                      allow_fetching=allow_fetching))
+                                      allow_fetching=allow_fetching, live_status=live_status))
 
 
 async def async_verify_pdf(data: bytes, *, trust_roots: Sequence[x509.Certificate],
-                           now: datetime | None = None,
-                           allow_fetching: bool = False) -> VerificationReport:
+                           now: datetime | None = None, allow_fetching: bool = False,
+                           live_status: LiveStatusLookup | None = None) -> VerificationReport:
     """The coroutine behind :func:`verify_pdf`."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise InvalidInput("PDF_NOT_PDF", "the document must be bytes", "文档必须是字节数据",
@@ -291,7 +328,7 @@ async def async_verify_pdf(data: bytes, *, trust_roots: Sequence[x509.Certificat
     moment = now or clock.now()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return await _Verifier(data, roots, moment, allow_fetching).run()
+    return await _Verifier(data, roots, moment, allow_fetching, live_status).run()
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -366,126 +403,6 @@ def _has_non_repudiation(cert: x509.Certificate) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# revocation evidence: every CRL / OCSP response we have, read with cryptography
-
-
-@dataclass(frozen=True)
-class _Evidence:
-    """A signed statement that ``serial`` (issued by ``issuer``) is revoked from ``effective``."""
-
-    serial: int
-    effective: datetime
-    reason: str
-    source: Literal["embedded", "fetched"]
-
-
-@dataclass
-class _RevinfoPool:
-    """Revocation data available to the verifier, with where each item came from."""
-
-    crls: list[bytes] = field(default_factory=list)
-    ocsps: list[bytes] = field(default_factory=list)
-    fetched_crls: list[bytes] = field(default_factory=list)
-    fetched_ocsps: list[bytes] = field(default_factory=list)
-
-    def evidence_for(self, cert: x509.Certificate, issuer: x509.Certificate) -> list[_Evidence]:
-        out: list[_Evidence] = []
-        for source, crls, ocsps in (("embedded", self.crls, self.ocsps),
-                                    ("fetched", self.fetched_crls, self.fetched_ocsps)):
-            for der in crls:
-                ev = _crl_evidence(der, cert, issuer, source)  # type: ignore[arg-type]
-                if ev is not None:
-                    out.append(ev)
-            for der in ocsps:
-                ev = _ocsp_evidence(der, cert, issuer, source)  # type: ignore[arg-type]
-                if ev is not None:
-                    out.append(ev)
-        return out
-
-
-def _effective(revoked_at: datetime, reason: str, invalidity: datetime | None) -> datetime:
-    if invalidity is not None and reason != "certificate_hold" and invalidity < revoked_at:
-        return invalidity
-    return revoked_at
-
-
-def _crl_evidence(der: bytes, cert: x509.Certificate, issuer: x509.Certificate,
-                  source: Literal["embedded", "fetched"]) -> _Evidence | None:
-    try:
-        crl = x509.load_der_x509_crl(der)
-        if crl.issuer != cert.issuer or not crl.is_signature_valid(issuer.public_key()):
-            return None
-        entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-    except Exception:  # malformed or foreign CRL: not evidence of anything
-        return None
-    if entry is None:
-        return None
-    reason = "unspecified"
-    invalidity: datetime | None = None
-    for ext in entry.extensions:
-        if isinstance(ext.value, x509.CRLReason):
-            reason = ext.value.reason.name
-        elif isinstance(ext.value, x509.InvalidityDate):
-            invalidity = ext.value.invalidity_date_utc
-    if reason == "remove_from_crl":
-        return None
-    return _Evidence(cert.serial_number,
-                     _effective(entry.revocation_date_utc, reason, invalidity), reason, source)
-
-
-def _ocsp_evidence(der: bytes, cert: x509.Certificate, issuer: x509.Certificate,
-                   source: Literal["embedded", "fetched"]) -> _Evidence | None:
-    try:
-        resp = crypto_ocsp.load_der_ocsp_response(der)
-        if resp.response_status != crypto_ocsp.OCSPResponseStatus.SUCCESSFUL:
-            return None
-        responder = issuer
-        if resp.certificates:
-            for candidate in resp.certificates:
-                if candidate.subject == issuer.subject:
-                    continue
-                try:
-                    candidate.verify_directly_issued_by(issuer)
-                    eku = candidate.extensions.get_extension_for_class(
-                        x509.ExtendedKeyUsage).value
-                except Exception:
-                    continue
-                if ExtendedKeyUsageOID.OCSP_SIGNING in eku:
-                    responder = candidate
-        from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-
-        key = responder.public_key()
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(resp.signature, resp.tbs_response_bytes,
-                       ec.ECDSA(resp.signature_hash_algorithm))  # type: ignore[arg-type]
-        elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(resp.signature, resp.tbs_response_bytes, padding.PKCS1v15(),
-                       resp.signature_hash_algorithm)  # type: ignore[arg-type]
-        else:
-            return None
-        issuer_info = _to_asn1(issuer)
-        spki_bits = bytes(issuer_info.public_key["public_key"])
-        for single in resp.responses:
-            if single.serial_number != cert.serial_number:
-                continue
-            algo = single.hash_algorithm.name.replace("-", "")
-            if (single.issuer_name_hash != hashlib.new(algo, issuer_info.subject.dump()).digest()
-                    or single.issuer_key_hash != hashlib.new(algo, spki_bits).digest()):
-                continue
-            if single.certificate_status != crypto_ocsp.OCSPCertStatus.REVOKED:
-                continue
-            reason = single.revocation_reason.name if single.revocation_reason else \
-                "unspecified"
-            revoked_at = single.revocation_time_utc
-            if revoked_at is None:
-                continue
-            return _Evidence(cert.serial_number, revoked_at, reason, source)
-    except Exception:  # malformed, wrongly signed or foreign: not evidence
-        return None
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # the verifier
 
 
@@ -532,6 +449,7 @@ class _SigCheck:
 # When several findings lead to the verdict, the sub-indication names the most fundamental.
 _ADES_PRIORITY = [
     "DIGEST_MISMATCH", "SIGNATURE_INVALID", "CERT_REVOKED", "CA_REVOKED", "CERT_ON_HOLD",
+    "LIVE_REVOKED_NO_POE", "LIVE_ON_HOLD_NO_POE",
     "NO_SIGNING_CERTIFICATE", "CHAIN_UNTRUSTED", "NOT_A_SEAL_CERTIFICATE", "SEAL_KEY_USAGE",
 ]
 
@@ -565,17 +483,18 @@ def _file_sha256(data: bytes) -> str:
 
 class _Verifier:
     def __init__(self, data: bytes, roots: list[x509.Certificate], now: datetime,
-                 allow_fetching: bool) -> None:
+                 allow_fetching: bool, live_status: LiveStatusLookup | None = None) -> None:
         self.data = data
         self.file_sha256: Future[str] = _FILE_HASHER.submit(_file_sha256, data)
         self.roots = roots
         self.asn1_roots = [_to_asn1(r) for r in roots]
         self.now = now
         self.allow_fetching = allow_fetching
+        self.live_status = live_status
         self.problems: list[Finding] = []
         self.reader: PdfFileReader | None = None
         self.spans: list[RevisionSpan] | None = None
-        self.pool = _RevinfoPool()
+        self.pool = RevinfoPool()
         self.extra_certs: list[asn1_x509.Certificate] = []
 
     # -- document level --------------------------------------------------------------------
@@ -999,7 +918,8 @@ class _Verifier:
                           "time is only claimed",
                           "签名时间戳的证书链不可信，签章时间仅为签章方声明",
                           "indeterminate")
-        if tsv is not None and tsv.intact and tsv.valid and tsv.trusted:
+        if tsv is not None and tsv.intact and tsv.valid and tsv.trusted and \
+                self._tsa_trustworthy(check, tsv, crls, ocsps):
             moment, check.time_source = tsv.timestamp, "timestamp"
             if claimed is not None and claimed > tsv.timestamp + timedelta(minutes=10):
                 check.add("CLAIMED_TIME_AFTER_TIMESTAMP",
@@ -1067,63 +987,44 @@ class _Verifier:
                           signer: x509.Certificate, certs: list[asn1_x509.Certificate],
                           path: ValidationPath | None, moment: datetime, proven: bool,
                           crls: list[bytes], ocsps: list[bytes]) -> None:
+        """Revocation now, then at the signing time (see the module docstring; the rules on
+        evidence and on claimed times live in :mod:`eseal.signing.revocation`)."""
         # "now" first when fetching is allowed: it also brings current CRLs/OCSP responses
         fetched_crls: list[bytes] = []
         fetched_ocsps: list[bytes] = []
+        live = self.live_status(signer) if self.live_status is not None else None
         if self.allow_fetching:
             check.rev_now, fetched_crls, fetched_ocsps = await self._fetch_now(signer_asn1, certs)
-            if check.rev_now.status in ("revoked", "on_hold"):
-                check.add("REVOKED_NOW",
-                          f"the certificate is {check.rev_now.status.replace('_', ' ')} now "
-                          f"({check.rev_now.reason}); this does not affect a seal made before",
-                          "证书当前已被吊销或冻结；不影响此前做出的签章", "info")
+        elif live is not None:
+            check.rev_now = Revocation(live.state, "live", self.now, live.since, live.reason)
         else:
             check.rev_now = Revocation("not_checked")
             check.add("REVOCATION_NOW_NOT_CHECKED",
                       "current revocation status not checked (fetching not allowed)",
                       "未检查当前吊销状态（未允许联网获取）", "info")
+        if check.rev_now.status in ("revoked", "on_hold"):
+            check.add("REVOKED_NOW",
+                      f"the certificate is {check.rev_now.status.replace('_', ' ')} now "
+                      f"({check.rev_now.reason}); this does not affect a seal proven to be "
+                      "made before",
+                      "证书当前已被吊销或冻结；不影响可证明早于此时做出的签章", "info")
         if path is None:
             check.rev_signing = Revocation("unknown", checked_at=moment)
             return
 
-        # evidence scan over everything we have, of any date
-        pool = _RevinfoPool(crls=crls, ocsps=ocsps, fetched_crls=fetched_crls,
-                            fetched_ocsps=fetched_ocsps)
+        # evidence scan over everything we have, of any date, and the CA's live records
+        pool = RevinfoPool(crls=crls, ocsps=ocsps, fetched_crls=fetched_crls,
+                           fetched_ocsps=fetched_ocsps, live=self.live_status)
         chain_certs = [_to_crypto(c) for c in path.iter_certs(include_root=True)]
-        before: list[tuple[_Evidence, bool]] = []
-        after: list[_Evidence] = []
-        for i in range(1, len(chain_certs)):
-            issuer, cert = chain_certs[i - 1], chain_certs[i]
-            for ev in pool.evidence_for(cert, issuer):
-                if ev.effective <= moment:
-                    before.append((ev, i == len(chain_certs) - 1))
-                else:
-                    after.append(ev)
-        if before:
-            ev, is_leaf = min(before, key=lambda p: p[0].effective)
-            hold = ev.reason == "certificate_hold"
-            check.rev_signing = Revocation("on_hold" if hold else "revoked", ev.source, moment,
-                                           ev.effective, ev.reason)
-            if not is_leaf:
-                check.add("CA_REVOKED", "a CA certificate in the chain was revoked before the "
-                          "signing time", "签章时证书链中的 CA 证书已被吊销")
-            elif hold:
-                check.add("CERT_ON_HOLD",
-                          f"the certificate was on hold (frozen) at the signing time "
-                          f"(since {ev.effective.isoformat()})",
-                          "签章时证书处于冻结（暂停）状态")
-            else:
-                check.add("CERT_REVOKED",
-                          f"the certificate was revoked ({ev.reason}) effective "
-                          f"{ev.effective.isoformat()}, before the signing time",
-                          "签章时证书已被吊销")
+        judged = judge_evidence(chain_certs, pool, moment, proven)
+        check.problems.extend(judged.findings)
+        if judged.revocation is not None:
+            check.rev_signing = judged.revocation
             return
-        if after and not proven:
-            ev = min(after, key=lambda e: e.effective)
-            check.add("REVOKED_NO_POE",
-                      f"the certificate was revoked ({ev.reason}) on {ev.effective.isoformat()} "
-                      "and no timestamp proves the seal was made before that",
-                      "证书已被吊销，且没有时间戳证明签章发生在吊销之前", "indeterminate")
+        if not proven:
+            await self._revocation_now(check, signer_asn1, certs, chain_certs, live, crls,
+                                       ocsps, fetched_crls, fetched_ocsps)
+            return
 
         state, err = await self._revocation_at(signer_asn1, certs, moment, crls, ocsps)
         if state == "good":
@@ -1150,6 +1051,75 @@ class _Verifier:
                   f"no revocation data valid at the signing time for the certificate chain "
                   f"({err})",
                   "没有签章时有效的吊销数据，无法确认证书当时未被吊销", "indeterminate")
+
+    async def _revocation_now(self, check: _SigCheck, signer_asn1: asn1_x509.Certificate,
+                              certs: list[asn1_x509.Certificate],
+                              chain_certs: list[x509.Certificate], live: LiveStatus | None,
+                              crls: list[bytes], ocsps: list[bytes], fetched_crls: list[bytes],
+                              fetched_ocsps: list[bytes]) -> None:
+        """No proof of existence: the claimed time proves nothing, so the status must be good
+        at the validation time (ETSI EN 319 102-1), from data current now — the CA's live
+        records, or CRLs/OCSP responses with thisUpdate <= now <= nextUpdate (pyHanko's
+        freshness rule without retroactive use). Evidence of a revocation was already
+        ordered by :func:`judge_evidence`."""
+        if live is not None and live.state == "good":
+            check.rev_signing = Revocation("good", "live", self.now)
+            return
+        state, err = await self._revocation_at(signer_asn1, certs, self.now, crls, ocsps)
+        source: Literal["embedded", "fetched"] = "embedded"
+        if state != "good" and (fetched_crls or fetched_ocsps):
+            source = "fetched"
+            state, err = await self._revocation_at(signer_asn1, certs, self.now,
+                                                   crls + fetched_crls, ocsps + fetched_ocsps)
+        if state == "good":
+            check.rev_signing = Revocation("good", source, self.now)
+            return
+        check.rev_signing = Revocation("unknown", checked_at=self.now)
+        if state == "revoked":  # revoked per data we could not read as evidence: still no POE
+            check.add("REVOKED_NO_POE",
+                      f"revocation data current now shows the certificate revoked ({err}) and "
+                      "no timestamp proves the seal was made before that",
+                      "当前吊销数据显示证书已被吊销，且没有时间戳证明签章发生在吊销之前",
+                      "indeterminate")
+            return
+        if len(chain_certs) > 1 and has_revinfo_for(chain_certs[-1], chain_certs[-2],
+                                                    crls + fetched_crls, ocsps + fetched_ocsps):
+            check.add("REVOCATION_STALE",
+                      "the seal has no timestamp, so its revocation status is judged now, and "
+                      "the revocation data at hand is not current (past its nextUpdate): it "
+                      "cannot show the certificate is not revoked today; retry with --online",
+                      "签章没有时间戳，吊销状态须按验证时判断，而现有吊销数据已过期"
+                      "（超过 nextUpdate），无法证明证书目前未被吊销；请使用 --online 重试",
+                      "indeterminate")
+            return
+        check.add("REVOCATION_UNKNOWN",
+                  f"the seal has no timestamp and there is no revocation data current at the "
+                  f"validation time for the certificate chain ({err})",
+                  "签章没有时间戳，且没有验证时有效的吊销数据，无法确认证书未被吊销",
+                  "indeterminate")
+
+    def _tsa_trustworthy(self, check: _SigCheck, tsv: Any, crls: list[bytes],
+                         ocsps: list[bytes]) -> bool:
+        """Whether a timestamp that validated may prove the signing time. A TSA whose key was
+        compromised (revoked for a compromise reason, at any date) or whose certificate was
+        revoked or on hold at the time it stamped could have stamped any time: then its token
+        is no proof of existence and the seal is judged as if it had no timestamp."""
+        path = getattr(tsv, "validation_path", None)
+        if path is None:
+            return True
+        chain = [_to_crypto(c) for c in path.iter_certs(include_root=True)]
+        pool = RevinfoPool(crls=crls, ocsps=ocsps, live=self.live_status)
+        for i in range(1, len(chain)):
+            for ev in pool.evidence_for(chain[i], chain[i - 1]):
+                if ev.reason in COMPROMISE_REASONS or ev.effective <= tsv.timestamp:
+                    check.add("TIMESTAMP_AUTHORITY_REVOKED",
+                              f"the timestamp authority's chain was revoked ({ev.reason}, "
+                              f"effective {ev.effective.isoformat()}): its timestamp proves "
+                              "nothing about when the seal was made",
+                              "时间戳服务机构的证书链已被吊销，其时间戳不能证明签章时间",
+                              "indeterminate")
+                    return False
+        return True
 
     async def _tsa_revocation_embedded(self, tsv: Any, certs: list[asn1_x509.Certificate],
                                        crls: list[bytes], ocsps: list[bytes]) -> bool:
