@@ -83,7 +83,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -98,25 +98,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as crypto_ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESSubIndic
-from pyhanko.sign.diff_analysis import (
-    CatalogModificationRule,
-    DiffResult,
-    DSSCompareRule,
-    FormUpdatingRule,
-    MetadataUpdateRule,
-    ModificationLevel,
-    ObjectStreamRule,
-    SigFieldCreationRule,
-    SigFieldModificationRule,
-    StandardDiffPolicy,
-    SuspiciousModification,
-    XrefStreamRule,
-)
-from pyhanko.sign.diff_analysis.commons import safe_whitelist
-from pyhanko.sign.diff_analysis.rules_api import Context, ReferenceUpdate, WhitelistRule
+from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel, SuspiciousModification
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.general import find_unique_cms_attribute
 from pyhanko.sign.validation import (
@@ -141,6 +125,7 @@ from pyhanko_certvalidator.policy_decl import (
 from eseal import clock
 from eseal.ca.oids import ORGANIZATION_IDENTIFIER, POLICY_ENTERPRISE_SEAL, PROFILE_BY_POLICY
 from eseal.errors import InvalidInput
+from eseal.signing.modifications import STRICT_DIFF_POLICY, LaterSignature, review_after
 from eseal.signing.report import (
     Chain,
     Changes,
@@ -176,59 +161,6 @@ logger = logging.getLogger(__name__)
 # to stderr of any program that has not configured logging (e.g. ``eseal verify``).
 for _name in ("pyhanko", "pyhanko_certvalidator"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
-
-class InfoDatesRule(WhitelistRule):
-    """Allow a later revision to rewrite ``/Info`` only in ``/ModDate`` and ``/Producer``.
-
-    Every incremental writer we know of (pyHanko included) refreshes the modification date
-    in ``/Info`` when it adds a seal or a document timestamp, so a contract sealed a second
-    later by the counterparty must not break the first seal. Anything else in ``/Info`` —
-    title, author, subject, keywords — stays as signed (pyHanko's ``DocInfoRule`` would allow
-    any change), and an ``/Info`` that appears, disappears or is reached indirectly is not
-    whitelisted at all.
-    """
-
-    MUTABLE = frozenset({"/ModDate", "/Producer"})
-
-    def apply(self, old: HistoricalResolver, new: HistoricalResolver
-              ) -> Iterable[ReferenceUpdate]:
-        new_ref = new.trailer_view.get_value_as_reference("/Info", optional=True)
-        old_ref = old.trailer_view.get_value_as_reference("/Info", optional=True)
-        if new_ref is None or old_ref is None:
-            return
-        old_info, new_info = old.get_object(old_ref), new.get_object(new_ref)
-        if not isinstance(old_info, generic.DictionaryObject) or \
-                not isinstance(new_info, generic.DictionaryObject):
-            return
-        for key in (set(old_info) | set(new_info)) - self.MUTABLE:
-            before, after = old_info.raw_get(key, None), new_info.raw_get(key, None)
-            if isinstance(before, generic.IndirectObject) or \
-                    isinstance(after, generic.IndirectObject) or before != after:
-                return
-        yield from map(
-            ReferenceUpdate.curry_ref(context_checked=Context.from_absolute(
-                old, RawPdfPath("/Info"))),
-            safe_whitelist(old, old_ref, new_ref))
-
-
-#: After a seal, only later signatures (new signature fields and their widgets), DSS/VRI
-#: updates, document timestamps, the XMP metadata stream (rewritten by every PAdES signer)
-#: and the modification date in /Info may change. No generic form field rule (filling a text
-#: field after sealing changes what the document says).
-STRICT_DIFF_POLICY = StandardDiffPolicy(
-    global_rules=[
-        CatalogModificationRule(),
-        InfoDatesRule().as_qualified(ModificationLevel.LTA_UPDATES),
-        XrefStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
-        ObjectStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
-        DSSCompareRule().as_qualified(ModificationLevel.LTA_UPDATES),
-        MetadataUpdateRule().as_qualified(ModificationLevel.LTA_UPDATES),
-    ],
-    form_rule=FormUpdatingRule(field_rules=[SigFieldCreationRule(), SigFieldModificationRule()]),
-    reject_object_freeing=True,
-    ignore_orphaned_objects=True,
-    ignore_identical_objects=True,
-)
 
 _SUBFILTERS = {"/ETSI.CAdES.detached", "/adbe.pkcs7.detached"}
 _TS_SUBFILTERS = {"/ETSI.RFC3161"}
@@ -652,9 +584,27 @@ class _Verifier:
                           f"the signature could not be validated: {type(exc).__name__}: {exc}",
                           "签名无法验证（格式错误）")
 
+        self._review_later_revisions(checks)
         self._document_checks(checks, tokens)
         self._assign_lta(checks)
         return self._report(checks, total)
+
+    def _review_later_revisions(self, checks: list[_SigCheck]) -> None:
+        """What pyHanko's difference analysis allowed after each signature must also not
+        paint over it, run actions or switch form rendering (:mod:`.modifications`)."""
+        assert self.reader is not None
+        later = [LaterSignature(c.signed_revision, c.kind, c.field_name, c.chain.trusted is True)
+                 for c in checks if c.signed_revision is not None]
+        for check in checks:
+            if check.signed_revision is None or check.changes.status != "allowed":
+                continue
+            found = review_after(self.reader, check.signed_revision, later)
+            check.problems.extend(found)
+            bad = [f for f in found if f.severity == "invalid"]
+            if bad:
+                check.changes = Changes("disallowed", bad[0].message[:500])
+            elif found:
+                check.changes = Changes("allowed", "; ".join(f.message for f in found)[:500])
 
     def _unreadable(self, exc: Exception) -> tuple[str, str, str]:
         tail = self.data[-1024:]
