@@ -76,6 +76,7 @@ __all__ = [
     "make_pki",
     "object_offset",
     "pdfsig_check",
+    "pyhanko_signer",
     "rewrite_pdf",
     "seal_pdf",
     "stream_object",
@@ -750,11 +751,23 @@ def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
+def pyhanko_signer(signer: Issued, pki: TestPki):  # -> signers.SimpleSigner
+    """pyHanko's software signer for ``signer``, with the issuing and root certificates."""
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    return signers.SimpleSigner(
+        signing_cert=asn1_cert(signer.cert), signing_key=_asn1_key(signer.key),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [asn1_cert(pki.issuing.cert), asn1_cert(pki.root.cert)]))
+
+
 def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Seal1",
              timestamp: bool | datetime = False, dss_crls: Sequence[
                  x509.CertificateRevocationList] = (),
              embed_validation_info: bool = False, lta: bool = False,
-             visible: bool = False, subfilter: str = "pades",
+             visible: bool = False, box: tuple[int, int, int, int] | None = None,
+             subfilter: str = "pades",
              reason: str | None = "电子签章", dss_in_signed_revision: bool = False,
              certify: int | None = None) -> bytes:
     """Seal ``data`` with pyHanko as an incremental update.
@@ -768,18 +781,15 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
     exactly those CRLs after signing, with no pre-signing check (so revoked or held
     certificates can be "sealed" for tests). ``certify`` makes it a certification signature
     with that DocMDP permission level (1 = no changes, 2 = form filling and signing).
+    ``visible`` puts the seal's widget on page 1 at ``box`` (default: 400,80 to 560,240).
     """
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
     from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
     from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
     from pyhanko_certvalidator import ValidationContext
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    simple = signers.SimpleSigner(
-        signing_cert=asn1_cert(signer.cert), signing_key=_asn1_key(signer.key),
-        cert_registry=SimpleCertificateStore.from_certs(
-            [asn1_cert(pki.issuing.cert), asn1_cert(pki.root.cert)]))
+    simple = pyhanko_signer(signer, pki)
     vc = None
     if embed_validation_info:
         vc = ValidationContext(
@@ -801,9 +811,9 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
     if timestamp:
         tsa = timestamper(pki, timestamp if isinstance(timestamp, datetime) else None)
     field_spec = None
-    if visible:
+    if visible or box is not None:
         field_spec = fields.SigFieldSpec(sig_field_name=field_name, on_page=0,
-                                         box=(400, 80, 560, 240))
+                                         box=box or (400, 80, 560, 240))
     pdf_signer = signers.PdfSigner(meta, simple, timestamper=tsa, new_field_spec=field_spec)
     w = IncrementalPdfFileWriter(BytesIO(data))
     out = BytesIO()
