@@ -71,6 +71,7 @@ __all__ = [
     "last_startxref",
     "linearized_layout",
     "make_crl",
+    "make_form_pdf",
     "make_ocsp_response",
     "make_pdf",
     "make_pki",
@@ -611,6 +612,50 @@ def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 C
                      unused_content_id=unused_content, unused_font_id=unused_font,
                      alt_catalog_id=alt_catalog, payload_offset=payload_offset, info_id=info,
                      form_field_id=form_field)
+
+
+def _fill(body: bytes | str, refs: Mapping[str, str]) -> bytes:
+    raw = body.encode("latin-1") if isinstance(body, str) else body
+    for name, ref in refs.items():
+        raw = raw.replace(b"{" + name.encode() + b"}", ref.encode())
+    return raw
+
+
+def make_form_pdf(fields: Sequence[str], *, objects: Mapping[str, bytes | str] | None = None,
+                  form_extra: str = "") -> bytes:
+    """A one-page PDF whose AcroForm has the top-level ``fields`` (dictionary sources; each
+    is also a widget on the page, as are the ``objects`` named ``kid...``; an entry
+    ``@name`` lists object ``name`` as a field without making it a widget). In every source,
+    ``{page}``, ``{font}`` (Helvetica, WinAnsi; /Helv in the form's /DR) and ``{<name>}`` for
+    each of ``objects`` (written as indirect objects) become references. ``form_extra`` is
+    added to the /AcroForm dictionary (e.g. ``/NeedAppearances true``)."""
+    objects = dict(objects or {})
+    b = PdfBuilder()
+    catalog, pages, page = b.reserve(), b.reserve(), b.reserve()
+    font = b.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                 "/Encoding /WinAnsiEncoding >>")
+    ids = {name: b.reserve() for name in objects}
+    field_ids = [ids[f[1:]] if f.startswith("@") else b.reserve() for f in fields]
+    refs = {"page": f"{page} 0 R", "font": f"{font} 0 R",
+            **{name: f"{num} 0 R" for name, num in ids.items()}}
+    for name, body in objects.items():
+        b.set(ids[name], _fill(body, refs))
+    for num, body in zip(field_ids, fields, strict=True):
+        if not body.startswith("@"):
+            b.set(num, _fill(body, refs))
+    widgets = [num for num, body in zip(field_ids, fields, strict=True)
+               if not body.startswith("@")]
+    widgets += [num for name, num in ids.items() if name.startswith("kid")]
+    content = b.add(stream_object(b"BT /F1 18 Tf 72 720 Td (Annual report 2025) Tj ET"))
+    b.set(page, f"<< /Type /Page /Parent {pages} 0 R /MediaBox [0 0 612 792] "
+                f"/Resources << /Font << /F1 {font} 0 R >> >> /Contents {content} 0 R "
+                f"/Annots [{' '.join(f'{n} 0 R' for n in widgets)}] >>")
+    b.set(pages, f"<< /Type /Pages /Kids [{page} 0 R] /Count 1 >>")
+    fields_src = " ".join(f"{n} 0 R" for n in field_ids)
+    b.set(catalog, f"<< /Type /Catalog /Pages {pages} 0 R /AcroForm << /Fields [{fields_src}] "
+                   f"/DR << /Font << /Helv {font} 0 R >> >> /DA (/Helv 12 Tf 0 g) "
+                   f"{form_extra} >> >>")
+    return b.build(catalog)
 
 
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*$")

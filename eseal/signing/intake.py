@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives import serialization
 
 from eseal import clock
 from eseal.errors import Conflict, InvalidInput
+from eseal.signing.draft_forms import check_draft_form
 from eseal.signing.report import SignatureReport, VerificationReport
 from eseal.signing.structure import StructureError, revision_spans
 
@@ -124,8 +125,9 @@ def _read(data: bytes, field: str) -> Any:
 
 def check_draft(data: bytes, *, field: str = "file") -> DraftInfo:
     """Refuse a draft the seal flow could not end well with: not a PDF, empty, truncated,
-    broken, encrypted, without pages, or laid out so the verifier would later reject any seal
-    on it (bytes after the last ``%%EOF``, hybrid or misplaced cross-reference sections)."""
+    broken, encrypted, without pages, laid out so the verifier would later reject any seal
+    on it (bytes after the last ``%%EOF``, hybrid or misplaced cross-reference sections), or
+    with form fields that show something else than they hold (:mod:`.draft_forms`)."""
     reader = _read(data, field)
     try:
         spans, problems = revision_spans(data, reader)
@@ -143,6 +145,13 @@ def check_draft(data: bytes, *, field: str = "file") -> DraftInfo:
                          "PDF 页面结构或表单无法读取", field) from exc
     if pages < 1:
         raise _pdf_error("PDF_NO_PAGES", "the PDF has no pages", "PDF 没有页面", field)
+    try:
+        check_draft_form(reader.root, field=field)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # a form tree too broken to walk is not a draft we can vouch for
+        raise _pdf_error("PDF_MALFORMED", "the PDF's form cannot be read",
+                         "PDF 表单无法读取", field) from exc
     return DraftInfo(size=len(data), sha256=hashlib.sha256(data).hexdigest(), pages=pages,
                      revisions=len(spans), signatures=signatures)
 

@@ -56,6 +56,9 @@ from pyhanko.sign.diff_analysis.commons import safe_whitelist
 from pyhanko.sign.diff_analysis.rules_api import Context, ReferenceUpdate, WhitelistRule
 
 from eseal.signing.page_ink import Box, InkUnknown, overlaps, page_ink
+from eseal.signing.page_ink import annotation_box as _rect
+from eseal.signing.page_ink import annotation_visible as _visible
+from eseal.signing.page_ink import resolved as _get
 from eseal.signing.report import Finding
 from eseal.signing.structure import finding
 
@@ -126,7 +129,6 @@ ACTION_TYPES = frozenset({
     "/Hide", "/Named", "/SubmitForm", "/ResetForm", "/ImportData", "/SetOCGState",
     "/Rendition", "/Trans", "/GoTo3DView", "/JavaScript", "/RichMediaExecute", "/ECMAScript",
 })
-_HIDDEN, _NO_VIEW, _TOGGLE_NO_VIEW = 2, 32, 256
 _MAX_DEPTH = 24
 
 
@@ -252,9 +254,9 @@ def _action_entries(value: Any, path: str = "", depth: int = 0) -> Iterator[tupl
     if depth > _MAX_DEPTH:
         return
     if isinstance(value, dict):
-        subtype = value.get("/S") if "/S" in value else None
+        subtype = _get(value, "/S") if "/S" in value else None
         if isinstance(subtype, generic.NameObject) and subtype in ACTION_TYPES and \
-                value.get("/Type", "/Action") == "/Action":
+                _get(value, "/Type", "/Action") == "/Action":
             yield path or "(the object)", ("action", _deep(value))
         for key in value:
             raw = value.raw_get(key)
@@ -300,31 +302,12 @@ def _pages(root: Any) -> list[generic.DictionaryObject]:
         node = _dict(node)
         if node is None or depth > 64 or len(out) > 1_000_000:
             continue
-        if node.get("/Type") == "/Pages" or "/Kids" in node:
-            kids = node.get("/Kids", [])
+        if _get(node, "/Type") == "/Pages" or "/Kids" in node:
+            kids = _get(node, "/Kids", [])
             stack.extend((kid, depth + 1) for kid in reversed(list(kids)))
         else:
             out.append(node)
     return out
-
-
-def _rect(annot: generic.DictionaryObject) -> Box | None:
-    try:
-        x1, y1, x2, y2 = (float(v) for v in annot["/Rect"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
-    return box if box[2] > box[0] and box[3] > box[1] else None
-
-
-def _visible(annot: generic.DictionaryObject) -> bool:
-    try:
-        flags = int(annot.get("/F", 0))
-    except (TypeError, ValueError):
-        flags = 0
-    if flags & _HIDDEN or (flags & _NO_VIEW and not flags & _TOGGLE_NO_VIEW):
-        return False
-    return _rect(annot) is not None
 
 
 def _field_of(annot: generic.DictionaryObject) -> generic.DictionaryObject:
@@ -335,18 +318,18 @@ def _field_of(annot: generic.DictionaryObject) -> generic.DictionaryObject:
 
 
 def _field_name(annot: generic.DictionaryObject) -> str:
-    name = _field_of(annot).get("/T")
+    name = _get(_field_of(annot), "/T")
     return str(name) if name is not None else "(unnamed)"
 
 
 def _signature_value(annot: generic.DictionaryObject) -> generic.DictionaryObject | None:
     field = _field_of(annot)
-    return _dict(field.raw_get("/V")) if "/V" in field and field.get("/FT") == "/Sig" else None
+    return _dict(field.raw_get("/V")) if "/V" in field and _get(field, "/FT") == "/Sig" else None
 
 
 def _annots(page: generic.DictionaryObject) -> list[tuple[tuple[int, int] | None,
                                                           generic.DictionaryObject]]:
-    raw = page.get("/Annots") if "/Annots" in page else None
+    raw = _get(page, "/Annots") if "/Annots" in page else None
     out = []
     for item in (raw if isinstance(raw, list) else []):
         annot = _dict(item)
@@ -386,7 +369,7 @@ def _widgets(reader: PdfFileReader, old: HistoricalResolver, new: HistoricalReso
                 continue
             rect = _rect(annot)
             assert rect is not None
-            if value is not None and value.get("/Type") == "/DocTimeStamp":
+            if value is not None and _get(value, "/Type") == "/DocTimeStamp":
                 out.append(finding(
                     "TIMESTAMP_APPEARANCE_ADDED",
                     f"the document timestamp {where} (revision {revision + 1}) has a visible "
@@ -400,7 +383,7 @@ def _widgets(reader: PdfFileReader, old: HistoricalResolver, new: HistoricalReso
                 other_rect = _rect(other)
                 if other_rect is None or not overlaps(rect, other_rect):
                     continue
-                is_seal = _field_of(other).get("/FT") == "/Sig"
+                is_seal = _get(_field_of(other), "/FT") == "/Sig"
                 out.append(finding(
                     "LATER_SEAL_OVER_SEAL" if is_seal else "LATER_SEAL_OVER_CONTENT",
                     f"the widget of {where} (revision {revision + 1}) overlaps "

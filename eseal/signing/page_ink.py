@@ -33,7 +33,31 @@ from typing import Any
 
 from pyhanko.pdf_utils import generic
 
-__all__ = ["MAX_DEPTH", "MAX_OPERATORS", "Box", "InkUnknown", "overlaps", "page_ink"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_OPERATORS",
+    "Box",
+    "InkUnknown",
+    "PdfString",
+    "annotation_box",
+    "annotation_visible",
+    "content_operations",
+    "overlaps",
+    "page_ink",
+    "resolved",
+]
+
+def resolved(mapping: Any, key: str, default: Any = None) -> Any:
+    """``mapping[key]`` with references followed (pyHanko's ``get`` does not follow them, so
+    an indirect value would silently look absent or of the wrong type)."""
+    try:
+        return mapping[key]
+    except KeyError:
+        return default
+
+
+_get = resolved
+
 
 Box = tuple[float, float, float, float]
 Matrix = tuple[float, float, float, float, float, float]
@@ -64,6 +88,31 @@ class InkUnknown(Exception):
 def overlaps(a: Box, b: Box) -> bool:
     """Whether two boxes share an area (touching edges do not count)."""
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+_HIDDEN, _NO_VIEW, _TOGGLE_NO_VIEW = 2, 32, 256
+
+
+def annotation_box(annot: Any) -> Box | None:
+    """An annotation's /Rect as a box with an area (default user space), or None."""
+    try:
+        x1, y1, x2, y2 = (float(v) for v in annot["/Rect"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+    return box if box[2] > box[0] and box[3] > box[1] else None
+
+
+def annotation_visible(annot: Any) -> bool:
+    """Whether a viewer shows the annotation: an area, and neither Hidden nor NoView
+    (unless ToggleNoView shows it on hover). Its appearance is clipped to the box."""
+    try:
+        flags = int(_get(annot, "/F", 0))
+    except (TypeError, ValueError):
+        flags = 0
+    if flags & _HIDDEN or (flags & _NO_VIEW and not flags & _TOGGLE_NO_VIEW):
+        return False
+    return annotation_box(annot) is not None
 
 
 def _mul(m: Matrix, n: Matrix) -> Matrix:
@@ -104,18 +153,37 @@ def _literal_end(data: bytes, start: int) -> int:
     raise InkUnknown("unterminated string in a content stream")
 
 
-def _string_length(raw: bytes) -> int:
-    """Bytes a literal string decodes to (escapes shorten it; generous is fine)."""
-    return max(1, len(re.sub(rb"\\(?:[0-7]{1,3}|\r\n|.)", b"x", raw[1:-1], flags=re.S)))
+_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
+_ESCAPE = re.compile(rb"\\([0-7]{1,3}|\r\n|.)", re.S)
 
 
-@dataclass
-class _Str:
-    length: int
+def _literal_bytes(raw: bytes) -> bytes:
+    """The bytes a literal string ``(...)`` stands for (ISO 32000-1 7.3.4.2)."""
+    def one(m: re.Match[bytes]) -> bytes:
+        esc = m.group(1)
+        if esc[:1].isdigit():
+            return bytes([int(esc, 8) & 0xFF])
+        if esc in (b"\r\n", b"\n", b"\r"):
+            return b""  # a line continuation
+        return _ESCAPES.get(esc, esc)
+    return _ESCAPE.sub(one, raw[1:-1])
 
 
-def _operations(data: bytes) -> Iterator[tuple[str, list[Any]]]:
-    """(operator, operands) pairs; strings become :class:`_Str`, dictionaries ``{}``."""
+@dataclass(frozen=True)
+class PdfString:
+    """A string operand of a content stream: the bytes it shows."""
+
+    data: bytes
+
+    @property
+    def length(self) -> int:
+        return max(1, len(self.data))
+
+
+def content_operations(data: bytes) -> Iterator[tuple[str, list[Any]]]:
+    """(operator, operands) pairs of a content stream; numbers become ``float``, names
+    ``str`` (without the slash), strings :class:`PdfString`, dictionaries ``{}``; inline
+    images are skipped (yielded as ``BI`` without operands)."""
     operands: list[Any] = []
     stack: list[list[Any]] = []
     pos, count = 0, 0
@@ -132,10 +200,11 @@ def _operations(data: bytes) -> Iterator[tuple[str, list[Any]]]:
         elif kind == "name":
             target.append(text[1:].decode("latin-1"))
         elif kind == "hex":
-            target.append(_Str(max(1, (len(re.sub(rb"\s", b"", text)) - 1) // 2)))
+            digits = re.sub(rb"[^0-9A-Fa-f]", b"", text)
+            target.append(PdfString(bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode())))
         elif kind == "lit":
             end = _literal_end(data, m.start())
-            target.append(_Str(_string_length(data[m.start():end])))
+            target.append(PdfString(_literal_bytes(data[m.start():end])))
             pos = end
         elif kind in ("aopen", "dopen"):
             stack.append([])
@@ -195,7 +264,7 @@ class _Outliner:
         path: list[tuple[float, float]] = []
         tm = tlm = _IDENTITY
         x_lo = x_hi = 0.0  # the current point along the line: known only as an interval
-        for op, args in _operations(data):
+        for op, args in content_operations(data):
             nums = [a for a in args if isinstance(a, float)]
             invisible = any(hidden)
             if op == "q":
@@ -268,7 +337,7 @@ class _Outliner:
             if op in ("Tj", "'", '"', "TJ"):
                 strings = [a for a in (args[0] if op == "TJ" and args
                                        and isinstance(args[0], list) else args)
-                           if isinstance(a, _Str | float)]
+                           if isinstance(a, PdfString | float)]
                 for item in strings:
                     if isinstance(item, float):  # TJ adjustment, thousandths of an em
                         shift = -item / 1000 * state.font_size * state.h_scale
@@ -302,7 +371,7 @@ class _Outliner:
             font = self._lookup(resources, "/Font", name)
         except InkUnknown:
             return False  # a missing font paints nothing a viewer could show differently
-        return isinstance(font, dict) and font.get("/Subtype") == "/Type3"
+        return isinstance(font, dict) and _get(font, "/Subtype") == "/Type3"
 
     def _oc_off(self, prop: Any, resources: Any) -> bool:
         """Whether the optional content named ``prop`` is OFF in the default configuration."""
@@ -325,20 +394,20 @@ class _Outliner:
         if isinstance(oc, generic.IndirectObject) and \
                 (oc.idnum, oc.generation) in self.off_groups:
             return
-        subtype = xobj.get("/Subtype")
+        subtype = _get(xobj, "/Subtype")
         if subtype == "/Image":
             self._unit_square(state.ctm)
             return
         if subtype != "/Form":
             raise InkUnknown(f"XObject /{name} of type {subtype} cannot be outlined")
-        matrix = tuple(float(v) for v in xobj.get("/Matrix", _IDENTITY))
+        matrix = tuple(float(v) for v in _get(xobj, "/Matrix", _IDENTITY))
         inner = state.copy()
         inner.ctm = _mul(matrix, state.ctm)  # type: ignore[arg-type]
         try:
             data = xobj.data
         except Exception as exc:  # an unsupported or broken filter
             raise InkUnknown(f"form XObject /{name} cannot be decoded: {exc}") from exc
-        self.run(data, xobj.get("/Resources", resources), inner, depth + 1)
+        self.run(data, _get(xobj, "/Resources", resources), inner, depth + 1)
 
 
 def _off_groups(root: Any) -> set[tuple[int, int]]:
@@ -353,7 +422,7 @@ def _off_groups(root: Any) -> set[tuple[int, int]]:
 
     try:
         off = refs(config.raw_get("/OFF")) if "/OFF" in config else set()
-        if config.get("/BaseState") == "/OFF":
+        if _get(config, "/BaseState") == "/OFF":
             on = refs(config.raw_get("/ON")) if "/ON" in config else set()
             off |= refs(props.raw_get("/OCGs")) - on
     except (KeyError, TypeError, AttributeError):
@@ -376,7 +445,7 @@ def page_ink(root: Any, page: Any) -> list[Box]:
     """Boxes (default user space) that cover everything ``page``'s content paints when the
     document's default optional-content configuration applies; raises :class:`InkUnknown`
     where that cannot be established."""
-    contents = page.get("/Contents")
+    contents = _get(page, "/Contents")
     if contents is None:
         return []
     streams = contents if isinstance(contents, list) else [contents]
