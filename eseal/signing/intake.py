@@ -21,6 +21,10 @@ A sealed upload is accepted only if
    at the timestamped signing time (give or take ``TIMESTAMP_UNCERTAINTY``: a seal that
    cannot be ordered against a freeze is refused).
 
+Drafts are refused when their form fields would show a relying party something else than
+they hold (an appearance that disagrees with the value, /NeedAppearances, XFA): see
+:mod:`eseal.signing.draft_forms` for why we refuse rather than flatten.
+
 The only verifier doubt tolerated is ``REVOCATION_UNKNOWN`` (a B-T seal carries no revocation
 data): the service is the CA and answers that question from its own records (point 4).
 

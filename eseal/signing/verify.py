@@ -59,9 +59,29 @@ Decisions a relying party should know (each pinned by a test):
   and an empty signature field added after sealing (``UNSIGNED_FIELD_ADDED``, its widget
   could paint over the page) are invalid too.
 * **What may change after a seal.** Later signatures (new signature fields and their
-  widgets), DSS/VRI, document timestamps and the XMP metadata stream. Not the /Info
-  dictionary, form field values, annotations, page content, fonts, optional-content
-  settings or the catalog (pyHanko's default policy accepts the first three).
+  widgets), DSS/VRI, document timestamps, the XMP metadata stream and the /Info dates. Not
+  the rest of /Info, form field values, annotations, page content, fonts, optional-content
+  settings or the catalog (pyHanko's default policy accepts the first three). And what those
+  allowed objects *do* is reviewed too (:mod:`eseal.signing.modifications`), because an
+  allowed object is the carrier of the attacks in Mainka, Mladenov, Rohlmann, Schwenk,
+  "Breaking the Specification: PDF Certification" (IEEE S&P 2021: *Evil Annotation* paints
+  with a new annotation's appearance, *Sneaky Signature* with a new signature field's) and
+  "Shadow Attacks: Hiding and Replacing Content in Signed PDFs" (NDSS 2021: content present
+  but hidden when sealed, revealed by a later switch). So: a document timestamp after a
+  seal must be invisible (``TIMESTAMP_APPEARANCE_ADDED``: it adds time, not ink); a later
+  seal's widget may not overlap an earlier signature's widget (``LATER_SEAL_OVER_SEAL``) or
+  anything the sealed page showed (``LATER_SEAL_OVER_CONTENT``, judged on a generous outline
+  of the content: :mod:`eseal.signing.page_ink`), except an empty signature field placed
+  before sealing, filled where it stands; where the page cannot be outlined (Type 3 fonts,
+  PostScript XObjects, unreadable streams) the seal is *indeterminate*
+  (``LATER_APPEARANCE_UNDECIDED``), never valid by default; no new or changed /A, /AA or
+  /OpenAction entry or action dictionary (``ACTION_ADDED_AFTER_SEALING``); no change to the
+  /AcroForm but /Fields and /SigFlags (``FORM_SETTINGS_CHANGED``: /NeedAppearances, /DA,
+  /DR, /Q, /XFA … make viewers redraw fields from values the seal never showed); the
+  appearance of a widget whose field already had a value stays (``LATER_APPEARANCE_CHANGED``).
+  A later document timestamp from a TSA outside the trust roots is an update nobody trusted
+  vouches for: the earlier seal is *indeterminate* (``LATER_TIMESTAMP_UNTRUSTED``), not
+  silently "allowed". Each of these is invalid (exit 1) unless marked indeterminate (exit 2).
 * **Certificates in the file** (CMS certificate set, DSS) only help build paths; self-issued
   ones are ignored, trust anchors come from the caller only.
 * **Trailing bytes.** The file must end at the last ``%%EOF`` followed by at most one
