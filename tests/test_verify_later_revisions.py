@@ -271,6 +271,77 @@ def test_a_later_visible_seal_on_a_page_that_cannot_be_outlined_is_indeterminate
     assert verify(invisible, pki).verdict == "valid"
 
 
+ANNOTATIONS = {
+    "stamp": "/Subtype /Stamp /Name /Approved /AP << /N {ap} >>",
+    "square": "/Subtype /Square /IC [1 1 1] /C [1 1 1] /AP << /N {ap} >>",
+    "free-text": "/Subtype /FreeText /Contents (PAID IN FULL) /DA (/Helv 24 Tf 0 g)",
+    "link-uri": "/Subtype /Link /A << /S /URI /URI (https://evil.example) >>",
+    "text-field-widget": "/Subtype /Widget /FT /Tx /T (paid) /V (PAID) /AP << /N {ap} >>",
+    "check-box-widget": "/Subtype /Widget /FT /Btn /T (paid) /V /Yes /AS /Yes "
+                        "/AP << /N << /Yes {ap} >> >>",
+    "sig-field-with-separate-widget": "/Subtype /Widget /Parent {field} /AP << /N {ap} >>",
+}
+
+
+@pytest.mark.parametrize("name", list(ANNOTATIONS))
+def test_any_other_annotation_added_over_a_sealed_page_is_invalid(
+        pki: TestPki, sealed: bytes, doc: SamplePdf, name: str) -> None:
+    """The Evil Annotation family, written with the raw writer: whatever the subtype, an
+    annotation added after sealing is refused (by pyHanko's analysis or by our review)."""
+    from pdfkit import append_update, object_offset
+
+    page, annot, ap, field = doc.page_ids[0], 990, 991, 992
+    start = object_offset(sealed, page)
+    body = sealed[sealed.index(b"obj", start) + 3:sealed.index(b"endobj", start)].strip()
+    if b"/Annots" in body:
+        body = body.replace(b"/Annots [", f"/Annots [{annot} 0 R ".encode(), 1)
+    else:
+        body = b"<< /Annots [" + f"{annot} 0 R".encode() + b"] " + body[2:]
+    entries = ANNOTATIONS[name].replace("{ap}", f"{ap} 0 R").replace("{field}", f"{field} 0 R")
+    objects: dict[int, bytes | str] = {
+        page: body,
+        annot: f"<< /Type /Annot {entries} /Rect [0 0 612 792] /F 4 /P {page} 0 R >>",
+        ap: stream_object(WHITE_BOX, "/Type /XObject /Subtype /Form /BBox [0 0 612 792]"),
+    }
+    if name == "sig-field-with-separate-widget":
+        objects[field] = f"<< /FT /Sig /T (Approval) /Kids [{annot} 0 R] >>"
+    report = verify(append_update(sealed, objects), pki)
+    assert report.verdict == "invalid" and report.exit_code == 1, report.all_problems()
+    assert codes(report) & {"MODIFIED_AFTER_SEALING", "LATER_SEAL_OVER_SEAL",
+                            "LATER_SEAL_OVER_CONTENT", "UNSIGNED_FIELD_ADDED"}, codes(report)
+
+
+@pytest.mark.parametrize("variant", ["widget-points-at-new-appearance",
+                                     "appearance-stream-rewritten"])
+def test_the_first_seals_own_appearance_may_not_be_redrawn(
+        pki: TestPki, sealed: bytes, variant: str) -> None:
+    """pyHanko's analysis refuses this already; our review refuses it on its own too
+    (defence in depth: it must not depend on which objects pyHanko happens to whitelist)."""
+    from pdfkit import append_update, object_offset
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from eseal.signing.modifications import review_after
+
+    reader = PdfFileReader(BytesIO(sealed))
+    widget_ref = reader.root["/AcroForm"]["/Fields"].raw_get(0)
+    ap_ref = widget_ref.get_object()["/AP"].raw_get("/N")
+    white = stream_object(b"q 1 1 1 rg 0 0 160 160 re f Q",
+                          "/Type /XObject /Subtype /Form /BBox [0 0 160 160]")
+    if variant == "appearance-stream-rewritten":
+        objects: dict[int, bytes | str] = {ap_ref.idnum: white}
+    else:
+        at = object_offset(sealed, widget_ref.idnum)
+        body = sealed[sealed.index(b"obj", at) + 3:sealed.index(b"endobj", at)].strip()
+        objects = {widget_ref.idnum: body.replace(f"/N {ap_ref.idnum} 0 R".encode(),
+                                                  b"/N 990 0 R"), 990: white}
+        assert objects[widget_ref.idnum] != body
+    data = append_update(sealed, objects)
+    assert verify(data, pki).verdict == "invalid"
+    later = PdfFileReader(BytesIO(data))
+    found = review_after(later, later.xrefs.total_revisions - 2, [])
+    assert "LATER_APPEARANCE_CHANGED" in {f.code for f in found}, found
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. actions inside new widgets
 
