@@ -71,11 +71,13 @@ __all__ = [
     "last_startxref",
     "linearized_layout",
     "make_crl",
+    "make_form_pdf",
     "make_ocsp_response",
     "make_pdf",
     "make_pki",
     "object_offset",
     "pdfsig_check",
+    "pyhanko_signer",
     "rewrite_pdf",
     "seal_pdf",
     "stream_object",
@@ -612,6 +614,50 @@ def make_pdf(pages: int = 1, *, text: str = "Annual report 2025: revenue 1,000 C
                      form_field_id=form_field)
 
 
+def _fill(body: bytes | str, refs: Mapping[str, str]) -> bytes:
+    raw = body.encode("latin-1") if isinstance(body, str) else body
+    for name, ref in refs.items():
+        raw = raw.replace(b"{" + name.encode() + b"}", ref.encode())
+    return raw
+
+
+def make_form_pdf(fields: Sequence[str], *, objects: Mapping[str, bytes | str] | None = None,
+                  form_extra: str = "") -> bytes:
+    """A one-page PDF whose AcroForm has the top-level ``fields`` (dictionary sources; each
+    is also a widget on the page, as are the ``objects`` named ``kid...``; an entry
+    ``@name`` lists object ``name`` as a field without making it a widget). In every source,
+    ``{page}``, ``{font}`` (Helvetica, WinAnsi; /Helv in the form's /DR) and ``{<name>}`` for
+    each of ``objects`` (written as indirect objects) become references. ``form_extra`` is
+    added to the /AcroForm dictionary (e.g. ``/NeedAppearances true``)."""
+    objects = dict(objects or {})
+    b = PdfBuilder()
+    catalog, pages, page = b.reserve(), b.reserve(), b.reserve()
+    font = b.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                 "/Encoding /WinAnsiEncoding >>")
+    ids = {name: b.reserve() for name in objects}
+    field_ids = [ids[f[1:]] if f.startswith("@") else b.reserve() for f in fields]
+    refs = {"page": f"{page} 0 R", "font": f"{font} 0 R",
+            **{name: f"{num} 0 R" for name, num in ids.items()}}
+    for name, body in objects.items():
+        b.set(ids[name], _fill(body, refs))
+    for num, body in zip(field_ids, fields, strict=True):
+        if not body.startswith("@"):
+            b.set(num, _fill(body, refs))
+    widgets = [num for num, body in zip(field_ids, fields, strict=True)
+               if not body.startswith("@")]
+    widgets += [num for name, num in ids.items() if name.startswith("kid")]
+    content = b.add(stream_object(b"BT /F1 18 Tf 72 720 Td (Annual report 2025) Tj ET"))
+    b.set(page, f"<< /Type /Page /Parent {pages} 0 R /MediaBox [0 0 612 792] "
+                f"/Resources << /Font << /F1 {font} 0 R >> >> /Contents {content} 0 R "
+                f"/Annots [{' '.join(f'{n} 0 R' for n in widgets)}] >>")
+    b.set(pages, f"<< /Type /Pages /Kids [{page} 0 R] /Count 1 >>")
+    fields_src = " ".join(f"{n} 0 R" for n in field_ids)
+    b.set(catalog, f"<< /Type /Catalog /Pages {pages} 0 R /AcroForm << /Fields [{fields_src}] "
+                   f"/DR << /Font << /Helv {font} 0 R >> >> /DA (/Helv 12 Tf 0 g) "
+                   f"{form_extra} >> >>")
+    return b.build(catalog)
+
+
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*$")
 _TRAILER = re.compile(rb"trailer\s*<<(.*?)>>\s*startxref", re.S)
 
@@ -750,11 +796,23 @@ def _run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
+def pyhanko_signer(signer: Issued, pki: TestPki):  # -> signers.SimpleSigner
+    """pyHanko's software signer for ``signer``, with the issuing and root certificates."""
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    return signers.SimpleSigner(
+        signing_cert=asn1_cert(signer.cert), signing_key=_asn1_key(signer.key),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [asn1_cert(pki.issuing.cert), asn1_cert(pki.root.cert)]))
+
+
 def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Seal1",
              timestamp: bool | datetime = False, dss_crls: Sequence[
                  x509.CertificateRevocationList] = (),
              embed_validation_info: bool = False, lta: bool = False,
-             visible: bool = False, subfilter: str = "pades",
+             visible: bool = False, box: tuple[int, int, int, int] | None = None,
+             subfilter: str = "pades",
              reason: str | None = "电子签章", dss_in_signed_revision: bool = False,
              certify: int | None = None, dss_ocsps: Sequence[bytes] = ()) -> bytes:
     """Seal ``data`` with pyHanko as an incremental update.
@@ -770,18 +828,15 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
     with that DocMDP permission level (1 = no changes, 2 = form filling and signing).
     ``dss_ocsps`` (DER OCSP responses) join ``dss_crls`` in pyHanko's pre-signing check, so
     they are embedded too.
+    ``visible`` puts the seal's widget on page 1 at ``box`` (default: 400,80 to 560,240).
     """
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
     from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
     from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
     from pyhanko_certvalidator import ValidationContext
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    simple = signers.SimpleSigner(
-        signing_cert=asn1_cert(signer.cert), signing_key=_asn1_key(signer.key),
-        cert_registry=SimpleCertificateStore.from_certs(
-            [asn1_cert(pki.issuing.cert), asn1_cert(pki.root.cert)]))
+    simple = pyhanko_signer(signer, pki)
     vc = None
     if embed_validation_info:
         vc = ValidationContext(
@@ -803,9 +858,9 @@ def seal_pdf(data: bytes, signer: Issued, pki: TestPki, *, field_name: str = "Se
     if timestamp:
         tsa = timestamper(pki, timestamp if isinstance(timestamp, datetime) else None)
     field_spec = None
-    if visible:
+    if visible or box is not None:
         field_spec = fields.SigFieldSpec(sig_field_name=field_name, on_page=0,
-                                         box=(400, 80, 560, 240))
+                                         box=box or (400, 80, 560, 240))
     pdf_signer = signers.PdfSigner(meta, simple, timestamper=tsa, new_field_spec=field_spec)
     w = IncrementalPdfFileWriter(BytesIO(data))
     out = BytesIO()

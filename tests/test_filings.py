@@ -28,7 +28,14 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pdfkit import break_startxref, make_pdf, rewrite_pdf, uscc_with_check
+from pdfkit import (
+    break_startxref,
+    make_form_pdf,
+    make_pdf,
+    rewrite_pdf,
+    stream_object,
+    uscc_with_check,
+)
 from sitekit import Holder, ca_home, eseal_cli, seal_with_token
 from sqlalchemy import func, select
 
@@ -340,6 +347,31 @@ def test_bad_drafts_get_clear_errors_no_5xx_and_nothing_is_stored(desk: Desk) ->
     verified = desk.post(None, "/verify", huge)
     assert (verified.status_code, verified.json()["code"]) == (422, "PDF_NO_SIGNATURE")
     assert time.perf_counter() - started < 30
+
+
+def _amount_form(shown: bytes, held: str) -> bytes:
+    field = (f"<< /FT /Tx /T (amount) /V ({held}) /DA (/Helv 12 Tf 0 g) /Type /Annot "
+             "/Subtype /Widget /Rect [72 400 300 420] /F 4 /P {page} /AP << /N {ap} >> >>")
+    ap = stream_object(b"BT /Helv 12 Tf 2 6 Td (" + shown + b") Tj ET",
+                       "/Type /XObject /Subtype /Form /BBox [0 0 228 20] "
+                       "/Resources << /Font << /Helv {font} >> >>")
+    return make_form_pdf([field], objects={"ap": ap})
+
+
+def test_a_draft_whose_field_shows_another_amount_is_refused_and_not_stored(desk: Desk) -> None:
+    """The shadow draft of issue 13: its amount field shows 1,000 CNY and holds 9,999,999
+    CNY. Refused at the door (422, the form field named), audited, nothing stored; the same
+    form drawn honestly is accepted."""
+    before = desk.count(Filing)
+    answer = desk.post("wang", "/filings", _amount_form(b"1,000 CNY", "9,999,999 CNY"))
+    body = answer.json()
+    assert (answer.status_code, body["code"]) == (422, "DRAFT_FIELD_APPEARANCE_MISMATCH")
+    assert body["field"] == "file" and "amount" in body["message"] and body["message_zh"]
+    assert desk.count(Filing) == before
+    refused = [e.details["code"] for e in desk.audit("filing.create") if e.outcome == "refused"]
+    assert "DRAFT_FIELD_APPEARANCE_MISMATCH" in refused
+    honest = desk.post("wang", "/filings", _amount_form(b"1,000 CNY", "1,000 CNY"))
+    assert honest.status_code == 201, honest.text
 
 
 def test_verify_over_the_api_matches_the_cli(desk: Desk) -> None:

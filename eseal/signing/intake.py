@@ -21,6 +21,10 @@ A sealed upload is accepted only if
    at the timestamped signing time (give or take ``TIMESTAMP_UNCERTAINTY``: a seal that
    cannot be ordered against a freeze is refused).
 
+Drafts are refused when their form fields would show a relying party something else than
+they hold (an appearance that disagrees with the value, /NeedAppearances, XFA): see
+:mod:`eseal.signing.draft_forms` for why we refuse rather than flatten.
+
 The only verifier doubt tolerated is ``REVOCATION_UNKNOWN`` (a B-T seal carries no revocation
 data): the service is the CA and answers that question from its own records (point 4).
 The verifier is given the same records as its live status (``live_status``), as ``POST
@@ -52,6 +56,7 @@ from cryptography.hazmat.primitives import serialization
 
 from eseal import clock
 from eseal.errors import Conflict, InvalidInput
+from eseal.signing.draft_forms import check_draft_form
 from eseal.signing.report import SignatureReport, VerificationReport
 from eseal.signing.revocation import LiveStatusLookup
 from eseal.signing.structure import StructureError, revision_spans
@@ -131,8 +136,9 @@ def _read(data: bytes, field: str) -> Any:
 
 def check_draft(data: bytes, *, field: str = "file") -> DraftInfo:
     """Refuse a draft the seal flow could not end well with: not a PDF, empty, truncated,
-    broken, encrypted, without pages, or laid out so the verifier would later reject any seal
-    on it (bytes after the last ``%%EOF``, hybrid or misplaced cross-reference sections)."""
+    broken, encrypted, without pages, laid out so the verifier would later reject any seal
+    on it (bytes after the last ``%%EOF``, hybrid or misplaced cross-reference sections), or
+    with form fields that show something else than they hold (:mod:`.draft_forms`)."""
     reader = _read(data, field)
     try:
         spans, problems = revision_spans(data, reader)
@@ -150,6 +156,13 @@ def check_draft(data: bytes, *, field: str = "file") -> DraftInfo:
                          "PDF 页面结构或表单无法读取", field) from exc
     if pages < 1:
         raise _pdf_error("PDF_NO_PAGES", "the PDF has no pages", "PDF 没有页面", field)
+    try:
+        check_draft_form(reader.root, field=field)
+    except InvalidInput:
+        raise
+    except Exception as exc:  # a form tree too broken to walk is not a draft we can vouch for
+        raise _pdf_error("PDF_MALFORMED", "the PDF's form cannot be read",
+                         "PDF 表单无法读取", field) from exc
     return DraftInfo(size=len(data), sha256=hashlib.sha256(data).hexdigest(), pages=pages,
                      revisions=len(spans), signatures=signatures)
 

@@ -78,9 +78,29 @@ Decisions a relying party should know (each pinned by a test):
   and an empty signature field added after sealing (``UNSIGNED_FIELD_ADDED``, its widget
   could paint over the page) are invalid too.
 * **What may change after a seal.** Later signatures (new signature fields and their
-  widgets), DSS/VRI, document timestamps and the XMP metadata stream. Not the /Info
-  dictionary, form field values, annotations, page content, fonts, optional-content
-  settings or the catalog (pyHanko's default policy accepts the first three).
+  widgets), DSS/VRI, document timestamps, the XMP metadata stream and the /Info dates. Not
+  the rest of /Info, form field values, annotations, page content, fonts, optional-content
+  settings or the catalog (pyHanko's default policy accepts the first three). And what those
+  allowed objects *do* is reviewed too (:mod:`eseal.signing.modifications`), because an
+  allowed object is the carrier of the attacks in Mainka, Mladenov, Rohlmann, Schwenk,
+  "Breaking the Specification: PDF Certification" (IEEE S&P 2021: *Evil Annotation* paints
+  with a new annotation's appearance, *Sneaky Signature* with a new signature field's) and
+  "Shadow Attacks: Hiding and Replacing Content in Signed PDFs" (NDSS 2021: content present
+  but hidden when sealed, revealed by a later switch). So: a document timestamp after a
+  seal must be invisible (``TIMESTAMP_APPEARANCE_ADDED``: it adds time, not ink); a later
+  seal's widget may not overlap an earlier signature's widget (``LATER_SEAL_OVER_SEAL``) or
+  anything the sealed page showed (``LATER_SEAL_OVER_CONTENT``, judged on a generous outline
+  of the content: :mod:`eseal.signing.page_ink`), except an empty signature field placed
+  before sealing, filled where it stands; where the page cannot be outlined (Type 3 fonts,
+  PostScript XObjects, unreadable streams) the seal is *indeterminate*
+  (``LATER_APPEARANCE_UNDECIDED``), never valid by default; no new or changed /A, /AA or
+  /OpenAction entry or action dictionary (``ACTION_ADDED_AFTER_SEALING``); no change to the
+  /AcroForm but /Fields and /SigFlags (``FORM_SETTINGS_CHANGED``: /NeedAppearances, /DA,
+  /DR, /Q, /XFA … make viewers redraw fields from values the seal never showed); the
+  appearance of a widget whose field already had a value stays (``LATER_APPEARANCE_CHANGED``).
+  A later document timestamp from a TSA outside the trust roots is an update nobody trusted
+  vouches for: the earlier seal is *indeterminate* (``LATER_TIMESTAMP_UNTRUSTED``), not
+  silently "allowed". Each of these is invalid (exit 1) unless marked indeterminate (exit 2).
 * **Certificates in the file** (CMS certificate set, DSS) only help build paths; self-issued
   ones are ignored, trust anchors come from the caller only.
 * **Trailing bytes.** The file must end at the last ``%%EOF`` followed by at most one
@@ -102,7 +122,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import logging
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -117,25 +137,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp as crypto_ocsp
 from cryptography.x509.oid import NameOID
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader, RawPdfPath
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESSubIndic
-from pyhanko.sign.diff_analysis import (
-    CatalogModificationRule,
-    DiffResult,
-    DSSCompareRule,
-    FormUpdatingRule,
-    MetadataUpdateRule,
-    ModificationLevel,
-    ObjectStreamRule,
-    SigFieldCreationRule,
-    SigFieldModificationRule,
-    StandardDiffPolicy,
-    SuspiciousModification,
-    XrefStreamRule,
-)
-from pyhanko.sign.diff_analysis.commons import safe_whitelist
-from pyhanko.sign.diff_analysis.rules_api import Context, ReferenceUpdate, WhitelistRule
+from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel, SuspiciousModification
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.general import find_unique_cms_attribute
 from pyhanko.sign.validation import (
@@ -160,6 +164,7 @@ from pyhanko_certvalidator.policy_decl import (
 from eseal import clock
 from eseal.ca.oids import ORGANIZATION_IDENTIFIER, POLICY_ENTERPRISE_SEAL, PROFILE_BY_POLICY
 from eseal.errors import InvalidInput
+from eseal.signing.modifications import STRICT_DIFF_POLICY, LaterSignature, review_after
 from eseal.signing.report import (
     Chain,
     Changes,
@@ -205,59 +210,6 @@ logger = logging.getLogger(__name__)
 # to stderr of any program that has not configured logging (e.g. ``eseal verify``).
 for _name in ("pyhanko", "pyhanko_certvalidator"):
     logging.getLogger(_name).addHandler(logging.NullHandler())
-
-class InfoDatesRule(WhitelistRule):
-    """Allow a later revision to rewrite ``/Info`` only in ``/ModDate`` and ``/Producer``.
-
-    Every incremental writer we know of (pyHanko included) refreshes the modification date
-    in ``/Info`` when it adds a seal or a document timestamp, so a contract sealed a second
-    later by the counterparty must not break the first seal. Anything else in ``/Info`` —
-    title, author, subject, keywords — stays as signed (pyHanko's ``DocInfoRule`` would allow
-    any change), and an ``/Info`` that appears, disappears or is reached indirectly is not
-    whitelisted at all.
-    """
-
-    MUTABLE = frozenset({"/ModDate", "/Producer"})
-
-    def apply(self, old: HistoricalResolver, new: HistoricalResolver
-              ) -> Iterable[ReferenceUpdate]:
-        new_ref = new.trailer_view.get_value_as_reference("/Info", optional=True)
-        old_ref = old.trailer_view.get_value_as_reference("/Info", optional=True)
-        if new_ref is None or old_ref is None:
-            return
-        old_info, new_info = old.get_object(old_ref), new.get_object(new_ref)
-        if not isinstance(old_info, generic.DictionaryObject) or \
-                not isinstance(new_info, generic.DictionaryObject):
-            return
-        for key in (set(old_info) | set(new_info)) - self.MUTABLE:
-            before, after = old_info.raw_get(key, None), new_info.raw_get(key, None)
-            if isinstance(before, generic.IndirectObject) or \
-                    isinstance(after, generic.IndirectObject) or before != after:
-                return
-        yield from map(
-            ReferenceUpdate.curry_ref(context_checked=Context.from_absolute(
-                old, RawPdfPath("/Info"))),
-            safe_whitelist(old, old_ref, new_ref))
-
-
-#: After a seal, only later signatures (new signature fields and their widgets), DSS/VRI
-#: updates, document timestamps, the XMP metadata stream (rewritten by every PAdES signer)
-#: and the modification date in /Info may change. No generic form field rule (filling a text
-#: field after sealing changes what the document says).
-STRICT_DIFF_POLICY = StandardDiffPolicy(
-    global_rules=[
-        CatalogModificationRule(),
-        InfoDatesRule().as_qualified(ModificationLevel.LTA_UPDATES),
-        XrefStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
-        ObjectStreamRule().as_qualified(ModificationLevel.LTA_UPDATES),
-        DSSCompareRule().as_qualified(ModificationLevel.LTA_UPDATES),
-        MetadataUpdateRule().as_qualified(ModificationLevel.LTA_UPDATES),
-    ],
-    form_rule=FormUpdatingRule(field_rules=[SigFieldCreationRule(), SigFieldModificationRule()]),
-    reject_object_freeing=True,
-    ignore_orphaned_objects=True,
-    ignore_identical_objects=True,
-)
 
 _SUBFILTERS = {"/ETSI.CAdES.detached", "/adbe.pkcs7.detached"}
 _TS_SUBFILTERS = {"/ETSI.RFC3161"}
@@ -571,9 +523,27 @@ class _Verifier:
                           f"the signature could not be validated: {type(exc).__name__}: {exc}",
                           "签名无法验证（格式错误）")
 
+        self._review_later_revisions(checks)
         self._document_checks(checks, tokens)
         self._assign_lta(checks)
         return self._report(checks, total)
+
+    def _review_later_revisions(self, checks: list[_SigCheck]) -> None:
+        """What pyHanko's difference analysis allowed after each signature must also not
+        paint over it, run actions or switch form rendering (:mod:`.modifications`)."""
+        assert self.reader is not None
+        later = [LaterSignature(c.signed_revision, c.kind, c.field_name, c.chain.trusted is True)
+                 for c in checks if c.signed_revision is not None]
+        for check in checks:
+            if check.signed_revision is None or check.changes.status != "allowed":
+                continue
+            found = review_after(self.reader, check.signed_revision, later)
+            check.problems.extend(found)
+            bad = [f for f in found if f.severity == "invalid"]
+            if bad:
+                check.changes = Changes("disallowed", bad[0].message[:500])
+            elif found:
+                check.changes = Changes("allowed", "; ".join(f.message for f in found)[:500])
 
     def _unreadable(self, exc: Exception) -> tuple[str, str, str]:
         tail = self.data[-1024:]
