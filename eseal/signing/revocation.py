@@ -7,9 +7,9 @@ time into the signature and embed CRLs fetched *before* the revocation. Only a t
 signature timestamp proves when a seal existed (ETSI EN 319 102-1 calls it proof of
 existence, POE); without one the claimed time proves nothing, so revocation is judged at the
 *validation* time, from revocation data that is current then (thisUpdate ≤ now ≤ nextUpdate,
-or the OCSP equivalent) — data past its nextUpdate is not fresh. The verifier
-(:mod:`eseal.signing.verify`) runs pyHanko for path and freshness checks; this module holds
-the parts pyHanko does not do for us:
+or the OCSP equivalent) — data past its nextUpdate is not fresh. The verifier runs pyHanko
+for path and freshness checks (:mod:`eseal.signing.chain_validation`); this module holds the
+parts pyHanko does not do for us:
 
 * :class:`Evidence` read with ``cryptography`` from every CRL/OCSP response of any date (and
   the CA's live records), honouring ``invalidityDate``, which pyHanko ignores; evidence counts
@@ -29,8 +29,10 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -53,6 +55,7 @@ __all__ = [
     "has_revinfo_for",
     "judge_evidence",
     "ocsp_evidence",
+    "usable_revinfo",
 ]
 
 EvidenceSource = Literal["embedded", "fetched", "live"]
@@ -225,6 +228,35 @@ def has_revinfo_for(cert: x509.Certificate, issuer: x509.Certificate, crls: Sequ
     tells "the data is stale" (REVOCATION_STALE) from "there is no data" (REVOCATION_UNKNOWN)."""
     return any(_crl_signed_by(d, issuer) is not None for d in crls) or \
         any(_ocsp_single(d, cert, issuer) is not None for d in ocsps)
+
+
+def _strict_der(der: bytes, load: Callable[[bytes], object],
+                load_asn1: Callable[[bytes], Any]) -> bool:
+    """Whether ``der`` parses with ``cryptography`` and fully with asn1crypto."""
+    try:
+        load(der)
+        load_asn1(der).native  # noqa: B018 - force a full parse
+        return True
+    except Exception:
+        return False
+
+
+def usable_revinfo(crls: list[bytes], ocsps: list[bytes]
+                   ) -> tuple[list[bytes], list[bytes], list[Finding]]:
+    """Keep the CRLs and OCSP responses that parse as strict DER. Anyone can append to
+    the DSS; garbage there must not crash path validation (and make a good seal look
+    invalid) — it is skipped and mentioned (the returned finding)."""
+    good_crls = [der for der in crls
+                 if _strict_der(der, x509.load_der_x509_crl, asn1_crl.CertificateList.load)]
+    good_ocsps = [der for der in ocsps if _strict_der(der, crypto_ocsp.load_der_ocsp_response,
+                                                      asn1_ocsp.OCSPResponse.load)]
+    dropped = len(crls) - len(good_crls) + len(ocsps) - len(good_ocsps)
+    found: list[Finding] = []
+    if dropped:
+        found.append(finding(
+            "REVOCATION_DATA_UNUSABLE", f"{dropped} unreadable CRL/OCSP item(s) ignored",
+            f"已忽略 {dropped} 项无法解析的吊销数据", "info"))
+    return good_crls, good_ocsps, found
 
 
 @dataclass(frozen=True)
