@@ -45,7 +45,7 @@ from eseal.cli.cmd_sign import http_timestamper
 from eseal.client import EsealClient
 from eseal.errors import EsealError
 from eseal.settings import Settings
-from eseal.signing.intake import canonical_json, verify_receipt
+from eseal.signing.receipts import canonical_json, verify_receipt
 from eseal.store import open_database
 from eseal.store.models import AuditEvent
 from eseal.store.models_filings import Filing, FilingDocument, FilingReceipt

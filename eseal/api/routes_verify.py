@@ -50,6 +50,6 @@ async def verify(request: Request, auth: Annotated[Authority, Depends(get_author
 @router.post("/verify/receipt", summary="Verify a filing receipt's timestamp signature")
 def verify_receipt(receipt: Annotated[dict[str, Any], Body()],
                    auth: Annotated[Authority, Depends(get_authority)]) -> dict[str, Any]:
-    from eseal.signing.intake import verify_receipt as check
+    from eseal.signing.receipts import verify_receipt as check
 
     return check(receipt, trust_roots=[auth.certificate("root")]).to_dict()

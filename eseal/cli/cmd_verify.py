@@ -30,7 +30,7 @@ from eseal.errors import ConfigError, EsealError, InvalidInput
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from eseal.signing.intake import ReceiptCheck
+    from eseal.signing.receipts import ReceiptCheck
     from eseal.signing.report import Revocation, SignatureReport, VerificationReport
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNDECIDED = 0, 1, 2
@@ -258,7 +258,7 @@ def command(home: str | None, file: Path | None, trust: tuple[Path, ...], as_jso
         check = None
         matches: bool | None = None
         if receipt_path is not None:
-            from eseal.signing.intake import verify_receipt
+            from eseal.signing.receipts import verify_receipt
 
             check = verify_receipt(_read_receipt(receipt_path), trust_roots=roots)
             if report is not None:

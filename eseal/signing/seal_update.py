@@ -1,0 +1,216 @@
+"""Does the sealed upload's one incremental update add a seal and nothing else?
+
+A receipt says "this is the stored draft with this enterprise's seal". The upload must be the
+draft's exact bytes plus one update, and that update may only do what adding a seal does:
+the catalog gains the form, the DSS, extensions and metadata; the document information a
+new producer and date; a page widget annotations; the form signature fields; an empty
+signature field of the draft its value and appearance. Anything else the update touches
+(a page's content, an annotation, a deleted object) could change what the sealed document
+shows while the draft's bytes stay intact, so it is refused. The seal's own validity is the
+verifier's business (:mod:`eseal.signing.verify`); this module only reads the update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eseal.errors import Conflict, InvalidInput
+from eseal.signing.draft_check import DraftInfo, read_pdf
+
+__all__ = ["new_seal", "refuse"]
+
+
+def refuse(code: str, en: str, zh: str, *, conflict: bool = False,
+           details: dict[str, Any] | None = None) -> InvalidInput | Conflict:
+    cls = Conflict if conflict else InvalidInput
+    return cls(code, en, zh, field="file", details=details)
+
+
+def new_seal(sealed: bytes, draft: DraftInfo) -> Any:
+    """The one signature the update added (pyHanko's view), and that the update added nothing
+    but that seal (its field and widget, the form entry, DSS and metadata)."""
+    reader = read_pdf(sealed, "file")
+    if reader.xrefs.total_revisions != draft.revisions + 1:
+        added = reader.xrefs.total_revisions - draft.revisions
+        raise refuse("ONE_UPDATE_REQUIRED",
+                     f"the upload adds {added} revisions to the draft; exactly one incremental "
+                     "update with the seal is accepted (seal at B-T or B-LT, without a "
+                     "document timestamp)",
+                     f"上传文件在草稿之后追加了 {added} 个版本；只接受一个包含签章的增量更新"
+                     "（B-T 或 B-LT 级别，不含文档时间戳）",
+                     details={"added_revisions": added})
+    signatures = list(reader.embedded_signatures)
+    new = [s for s in signatures if s.signed_revision == draft.revisions]
+    if len(signatures) != draft.signatures + 1 or len(new) != 1:
+        raise refuse("ONE_SEAL_REQUIRED",
+                     f"the update must add exactly one seal (it has {len(new)} new signature(s) "
+                     f"and the file {len(signatures)} in all, the draft had {draft.signatures})",
+                     "增量更新必须恰好加盖一个签章", details={"new_signatures": len(new)})
+    emb = new[0]
+    if emb.sig_object_type != "/Sig":
+        raise refuse("ONE_SEAL_REQUIRED", "the update adds a document timestamp, not a seal",
+                     "增量更新添加的是文档时间戳而不是签章")
+    problem = _only_a_seal(reader, draft.revisions - 1)
+    if problem is not None:
+        raise refuse("UPDATE_NOT_ONLY_A_SEAL",
+                     f"the update changes the draft besides adding the seal: {problem}",
+                     "增量更新除加盖签章外还修改了草稿内容", details={"change": problem})
+    return emb
+
+
+# What the seal's update may touch in objects the draft already had: the catalog gains the
+# form, the DSS, extensions and metadata (and a version bump); the document information gets
+# a new producer and date; a page gains widget annotations; the form gains signature fields;
+# an empty signature field of the draft gets its value and appearance.
+_CATALOG_KEYS = frozenset({"/AcroForm", "/DSS", "/Extensions", "/Version", "/Metadata",
+                           "/Perms"})
+_INFO_KEYS = frozenset({"/Producer", "/ModDate"})
+_FORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR", "/DA"})
+_FILLED_FIELD_KEYS = frozenset({"/V", "/AP", "/AS", "/F", "/MK"})
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A comparable view of a PDF value: references as (number, generation), not followed."""
+    from pyhanko.pdf_utils import generic
+
+    if depth > 32:
+        return "<deep>"
+    if isinstance(value, generic.IndirectObject):
+        return ("ref", value.idnum, value.generation)
+    if isinstance(value, generic.StreamObject):
+        return ({k: _plain(v, depth + 1) for k, v in value.items()}, value.encoded_data)
+    if isinstance(value, dict):
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v, depth + 1) for v in value]
+    return value
+
+
+def _resolved(mapping: Any, key: str) -> Any:
+    """``mapping[key]`` with references followed (pyHanko's ``get`` does not follow them)."""
+    if key not in mapping:
+        return None
+    return mapping[key]
+
+
+def _changed_keys(old: Any, new: Any) -> set[str]:
+    keys = set(old) | set(new)
+    return {k for k in keys if _plain(old.raw_get(k) if k in old else None)
+            != _plain(new.raw_get(k) if k in new else None)}
+
+
+def _refs(array: Any) -> list[Any]:
+    from pyhanko.pdf_utils import generic
+
+    items = array.get_object() if isinstance(array, generic.IndirectObject) else array
+    if not isinstance(items, list):
+        return []
+    return [_plain(v) for v in items]
+
+
+def _is_sig_field(obj: Any) -> bool:
+    node = obj
+    for _ in range(8):
+        if not isinstance(node, dict):
+            return False
+        if node.get("/FT") == "/Sig":
+            return True
+        if "/Parent" not in node:
+            return False
+        node = node["/Parent"]
+    return False
+
+
+def _appended_only(old: Any, new: Any, what: str, check: Any, reader: Any) -> str | None:
+    """``new`` is ``old`` with entries appended, each passing ``check``."""
+    from pyhanko.pdf_utils import generic
+
+    old_refs, new_refs = _refs(old) if old is not None else [], _refs(new)
+    if new_refs[:len(old_refs)] != old_refs:
+        return f"existing entries of {what} were changed"
+    for item in new_refs[len(old_refs):]:
+        if not (isinstance(item, tuple) and item[0] == "ref"):
+            return f"{what} gained a direct (non-signature) entry"
+        if not check(reader.get_object(generic.Reference(item[1], item[2]))):
+            return f"{what} gained object {item[1]}, which is not a signature field"
+    return None
+
+
+def _only_a_seal(reader: Any, base: int) -> str | None:
+    """Describe the first change the last revision makes to the draft (revision ``base``)
+    beyond adding one seal; None if there is none."""
+    last = reader.xrefs.total_revisions - 1
+    if reader.xrefs.refs_freed_in_revision(last):
+        return "objects of the draft were deleted"
+    old = reader.get_historical_resolver(base)
+    old_trailer, new_trailer = old.trailer_view, reader.trailer_view
+    for key in ("/Root", "/Info"):
+        if key in old_trailer and _plain(old_trailer.raw_get(key)) != _plain(
+                new_trailer.raw_get(key) if key in new_trailer else None):
+            return f"the trailer's {key} was replaced"
+    root_ref = _plain(new_trailer.raw_get("/Root"))
+    info_ref = _plain(old_trailer.raw_get("/Info")) if "/Info" in old_trailer else None
+    old_root = old.root
+    form_ref = _plain(old_root.raw_get("/AcroForm")) if "/AcroForm" in old_root else None
+    old_form = _resolved(old_root, "/AcroForm")
+    meta_ref = _plain(old_root.raw_get("/Metadata")) if "/Metadata" in old_root else None
+    dss = _resolved(old_root, "/DSS")
+    dss_refs: set[Any] = {_plain(old_root.raw_get("/DSS"))} if dss is not None else set()
+    if isinstance(dss, dict):
+        dss_refs |= {p for p in (_plain(dss.raw_get(k)) for k in dss) if isinstance(p, tuple)}
+    form_fields_ref = _plain(old_form.raw_get("/Fields")) if isinstance(old_form, dict) \
+        and "/Fields" in old_form else None
+
+    new_root = reader.root
+    if "/AcroForm" in new_root:
+        problem = _appended_only(old_form.get("/Fields") if isinstance(old_form, dict)
+                                 else None, new_root["/AcroForm"].get("/Fields", []),
+                                 "the form's /Fields", _is_sig_field, reader)
+        if problem:
+            return problem
+    for ref in sorted(reader.xrefs.explicit_refs_in_revision(last), key=lambda r: r.idnum):
+        if reader.xrefs.get_introducing_revision(ref) > base:
+            continue  # new objects matter only where an old object points at them
+        key = ("ref", ref.idnum, ref.generation)
+        try:
+            before, after = old(ref), reader.get_object(ref)
+        except Exception:
+            return f"object {ref.idnum} cannot be read in both versions"
+        what = f"object {ref.idnum}"
+        if key == root_ref:
+            extra = _changed_keys(before, after) - _CATALOG_KEYS
+        elif key == info_ref:
+            extra = _changed_keys(before, after) - _INFO_KEYS
+        elif key == meta_ref or key in dss_refs:
+            continue
+        elif key == form_ref:
+            extra = _changed_keys(before, after) - _FORM_KEYS
+        elif key == form_fields_ref:
+            problem = _appended_only(before, after, "the form's /Fields", _is_sig_field, reader)
+            if problem:
+                return problem
+            continue
+        elif isinstance(before, dict) and before.get("/Type") == "/Page":
+            extra = _changed_keys(before, after) - {"/Annots"}
+            problem = _appended_only(before.get("/Annots"), after.get("/Annots", []),
+                                     f"page object {ref.idnum}'s /Annots",
+                                     lambda a: a.get("/Subtype") == "/Widget"
+                                     and _is_sig_field(a), reader)
+            if problem:
+                return problem
+        elif isinstance(before, dict) and _is_sig_field(before) and "/V" not in before:
+            extra = _changed_keys(before, after) - _FILLED_FIELD_KEYS
+        elif isinstance(before, list) and isinstance(after, list):
+            problem = _appended_only(before, after, f"array {what}",
+                                     lambda a: isinstance(a, dict) and _is_sig_field(a),
+                                     reader)
+            if problem:
+                return problem
+            continue
+        else:
+            kind = before.get("/Type", type(before).__name__) if isinstance(before, dict) \
+                else type(before).__name__
+            return f"{what} ({kind}) of the draft was rewritten"
+        if extra:
+            return f"{what} changed {', '.join(sorted(extra))}"
+    return None
