@@ -42,6 +42,7 @@ __all__ = [
     "annotation_box",
     "annotation_visible",
     "content_operations",
+    "inherited",
     "overlaps",
     "page_ink",
     "resolved",
@@ -430,7 +431,8 @@ def _off_groups(root: Any) -> set[tuple[int, int]]:
     return off
 
 
-def _inherited(page: Any, key: str) -> Any:
+def inherited(page: Any, key: str) -> Any:
+    """``page[key]`` or the nearest ancestor's (ISO 32000 inheritable attributes)."""
     node = page
     for _ in range(64):
         if key in node:
@@ -454,6 +456,6 @@ def page_ink(root: Any, page: Any) -> list[Box]:
     except Exception as exc:
         raise InkUnknown(f"the page content cannot be decoded: {exc}") from exc
     outliner = _Outliner(_off_groups(root))
-    outliner.run(data, _inherited(page, "/Resources") or generic.DictionaryObject(),
+    outliner.run(data, inherited(page, "/Resources") or generic.DictionaryObject(),
                  _State(), 0)
     return outliner.boxes

@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from PIL import Image, UnidentifiedImageError
-from pyhanko.pdf_utils import generic, layout
+from pyhanko.pdf_utils import layout
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -69,13 +69,12 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from eseal import clock
 from eseal.errors import Conflict, EsealError, InvalidInput
+from eseal.signing.seal_placement import place_seal
 from eseal.token import TokenECPrivateKey, TokenRSAPrivateKey
 
 Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 LEVELS: tuple[Level, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
 
-DEFAULT_MARGIN_PT = 56.0  # ~2 cm from the page's right and bottom edges
-SEAL_GAP_PT = 12.0        # between a default-placed seal and one already on the page
 MIN_SIZE_PT = 24.0
 MAX_SIZE_PT = 600.0
 MAX_TEXT = 200            # reason / location
@@ -226,72 +225,6 @@ def _page_count(writer: IncrementalPdfFileWriter) -> int:
                            "PDF 页面结构无法读取", field="pdf") from exc
 
 
-def _inherited(page: generic.DictionaryObject, key: str) -> Any:
-    node: Any = page
-    for _ in range(64):  # a page tree deeper than this is hostile
-        if key in node:
-            return node[key]
-        if "/Parent" not in node:
-            return None
-        node = node["/Parent"]
-    return None
-
-
-def _page_box(writer: IncrementalPdfFileWriter, page_index: int) -> tuple[float, ...]:
-    page_ref, _ = writer.find_page_for_modification(page_index)
-    page = page_ref.get_object()
-    box = _inherited(page, "/CropBox") or _inherited(page, "/MediaBox")
-    if box is None or len(box) != 4:
-        return (0.0, 0.0, 595.0, 842.0)  # A4, the most common page by far
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
-def _widget_rects(writer: IncrementalPdfFileWriter, page_index: int) -> list[tuple[float, ...]]:
-    page_ref, _ = writer.find_page_for_modification(page_index)
-    rects: list[tuple[float, ...]] = []
-    for annot in page_ref.get_object().get("/Annots", []) or []:
-        annot = annot.get_object()
-        if annot.get("/Subtype") == "/Widget" and "/Rect" in annot:
-            x0, y0, x1, y1 = (float(v) for v in annot["/Rect"])
-            rects.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
-    return rects
-
-
-def _overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def _place(writer: IncrementalPdfFileWriter, page_index: int,
-           options: SealOptions) -> tuple[int, int, int, int]:
-    """The seal's rectangle: as asked, or bottom-right, left of any seal already there."""
-    x0, y0, x1, y1 = _page_box(writer, page_index)
-    size = options.size_pt
-    if options.position is not None:
-        x, y = options.position
-        if x < x0 - 0.5 or y < y0 - 0.5 or x + size > x1 + 0.5 or y + size > y1 + 0.5:
-            raise InvalidInput(
-                "POSITION_OFF_PAGE",
-                f"a {size:g} pt seal at ({x:g}, {y:g}) does not fit on page {options.page} "
-                f"({x0:g} {y0:g} {x1:g} {y1:g})",
-                f"印章放在 ({x:g}, {y:g}) 会超出第 {options.page} 页", field="position")
-        rect = (x, y, x + size, y + size)
-    else:
-        x = max(x0, x1 - DEFAULT_MARGIN_PT - size)
-        y = min(y0 + DEFAULT_MARGIN_PT, max(y0, y1 - size))
-        rect = (x, y, x + size, y + size)
-        taken = _widget_rects(writer, page_index)
-        candidate = rect
-        while any(_overlaps(candidate, t) for t in taken):
-            nx = candidate[0] - size - SEAL_GAP_PT
-            if nx < x0:
-                candidate = rect  # nowhere free on this row: overlap the first place
-                break
-            candidate = (nx, y, nx + size, y + size)
-        rect = candidate
-    return tuple(round(v) for v in rect)  # type: ignore[return-value]
-
-
 def _resolve_field(writer: IncrementalPdfFileWriter, options: SealOptions) -> tuple[str, bool]:
     """(field name, whether it already exists as an empty signature field)."""
     fields = {name: value for name, value, _ in enumerate_sig_fields(writer.prev)}
@@ -431,7 +364,7 @@ async def async_seal_pdf(pdf: bytes, *, key: TokenECPrivateKey | TokenRSAPrivate
     _check_locking(writer, options, new_field=not existing)
     field_spec = None if existing else SigFieldSpec(
         sig_field_name=field_name, on_page=options.page - 1,
-        box=_place(writer, options.page - 1, options))
+        box=place_seal(writer, options.page - 1, options.size_pt, options.position))
 
     level = options.level
     tsa = _timestamper(timestamper) if level != "B-B" else None
