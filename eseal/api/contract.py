@@ -74,9 +74,10 @@ DOOR_CODES: tuple[DoorCode, ...] = (
     CONTROL_CHARACTER, REQUEST_INVALID, NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_MALFORMED,
     HTTP_ERROR, INTERNAL_ERROR)
 
-#: pydantic error types that mean "a number outside its bounds" (ids, limits, days)
+#: pydantic error types that mean "a number outside its bounds" (ids, limits, days), a
+#: number of thousands of digits included
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than",
-                           "less_than_equal"})
+                           "less_than_equal", "int_parsing_size"})
 #: where pydantic locates a parameter; the field is what follows
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
