@@ -1,5 +1,5 @@
 """The error contract of the HTTP service: every non-2xx answer is ``{code, message,
-message_zh, field}``.
+message_zh, field}`` (``field`` where one input is to blame).
 
 Route code raises ``EsealError``s with its own domain codes. This module declares, once, the
 codes that belong to the *door* of the service — what goes wrong before or around a route's
@@ -7,7 +7,7 @@ own logic: a body too large, not UTF-8, not JSON, nested too deep; a number out 
 control character; an unknown path or method; a schema mismatch; a bug. FastAPI and
 Starlette answer those with ``{"detail": …}`` by default; :func:`install` replaces every such
 handler so no answer leaves the service without a stable code, English and Chinese text and
-the field at fault (``null`` when no single field is to blame).
+the field at fault when one is to blame.
 """
 
 from __future__ import annotations
@@ -83,13 +83,13 @@ _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 
 
 def response(err: EsealError, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The JSON answer for ``err``; ``field`` is always present (``null`` when none).
+    """The JSON answer for ``err``; ``field`` names the input at fault when there is one
+    (absent otherwise: a login refusal, for one, must not say which part failed).
 
     A 413 also closes the connection, so the server stops receiving a body it refused
     instead of reading and discarding the rest of it.
     """
     body = err.to_dict()
-    body["field"] = err.field
     extra = dict(headers or {})
     if err.status == 413:
         extra["Connection"] = "close"

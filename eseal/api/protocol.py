@@ -21,7 +21,7 @@ class ContractHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         body = json.dumps({"code": HTTP_MALFORMED.code,
                            "message": f"{HTTP_MALFORMED.message}: {msg}",
-                           "message_zh": HTTP_MALFORMED.message_zh, "field": None},
+                           "message_zh": HTTP_MALFORMED.message_zh},
                           ensure_ascii=False).encode()
         content = [STATUS_LINE[400]]
         for name, value in self.server_state.default_headers:
