@@ -1,8 +1,9 @@
 """schemathesis (pinned: schemathesis==4.32.5, hypothesis 6.170.15) against the OpenAPI
 document of a live server: generated valid and invalid requests for every operation, with no
-session, as an officer and as an enterprise agent. A 5xx is always a bug (DESIGN.md), so the
-only check is that none comes back. Examples per operation are bounded to keep CI fast;
-hypothesis runs derandomised so a failure reproduces."""
+session, as an officer and as an enterprise agent. A 5xx is always a bug (DESIGN.md), and
+every other non-2xx answer must carry the error contract: those are the checks. Examples
+per operation are bounded to keep CI fast; hypothesis runs derandomised so a failure
+reproduces."""
 
 from __future__ import annotations
 
@@ -41,6 +42,16 @@ def schema(world: World) -> Any:
     return loaded
 
 
+def _carries_contract(response: Any) -> bool:
+    """Every non-2xx answer is ``{code, message, message_zh}`` (+ ``field``, DESIGN.md)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return (isinstance(body, dict) and {"code", "message", "message_zh"} <= set(body)
+            and bool(body["code"]) and bool(body["message_zh"]))
+
+
 def _operations(schema: Any) -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
@@ -66,6 +77,10 @@ def _fuzz(world: World, schema: Any, headers: dict[str, str], *,
                 if response.status_code >= 500:
                     errors.append(f"{case.method} {case.formatted_path} -> "
                                   f"{response.status_code}: {response.text[:200]}")
+                elif response.status_code >= 400 and not _carries_contract(response):
+                    errors.append(f"{case.method} {case.formatted_path} -> "
+                                  f"{response.status_code} without the error contract: "
+                                  f"{response.text[:200]}")
 
             try:
                 run()

@@ -1,28 +1,26 @@
 """The FastAPI application: one Authority per process, eseal's error contract on every route.
 
-An ``EsealError`` becomes its 4xx JSON body (code, English, Chinese, field); a request that
-does not match the schema becomes 422 ``REQUEST_INVALID`` naming the field; anything else is
-a bug, logged with its traceback and answered 500 ``INTERNAL_ERROR`` without details.
+Every request passes the door first (:mod:`eseal.api.door`: bounded bodies, clean text, sane
+numbers). Every non-2xx answer carries the contract (:mod:`eseal.api.contract`): an
+``EsealError`` becomes its JSON body (code, English, Chinese, field); a schema mismatch,
+an unknown path or method, a malformed body get the door's codes; anything else is a bug,
+logged with its traceback and answered 500 ``INTERNAL_ERROR`` without details.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 import eseal
-from eseal.errors import EsealError
+from eseal.api import contract
+from eseal.api.door import BodyDoor
 from eseal.settings import Settings, load_settings
-
-log = logging.getLogger("eseal.api")
 
 
 def _route_modules() -> list[Any]:
@@ -55,26 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
-    @app.exception_handler(EsealError)
-    async def eseal_error(request: Request, exc: EsealError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content=exc.to_dict())
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
-        return JSONResponse(status_code=422, content={
-            "code": "REQUEST_INVALID",
-            "message": f"{where or 'request'}: {first.get('msg', 'invalid')}",
-            "message_zh": f"请求参数无效：{where or '请求'}",
-            "field": where or None,
-        })
-
-    @app.exception_handler(Exception)
-    async def bug(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={
-            "code": "INTERNAL_ERROR", "message": "internal error", "message_zh": "服务内部错误"})
+    contract.install(app)
+    app.add_middleware(BodyDoor, fastapi_app=app, settings=settings)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")
     def healthz() -> dict[str, str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from eseal.ca.authority import Authority
@@ -27,9 +27,15 @@ ALL_ROLES: tuple[str, ...] = ("agent", "legal_rep", "officer", "auditor")
 ENTERPRISE_ROLES: tuple[str, ...] = ("agent", "legal_rep")
 
 
-#: A database row id in a URL path: bounded, so an absurd number is a 422 naming the field
-#: rather than an integer overflow inside SQLite (a 500).
-RowId = Annotated[int, Path(ge=1, le=2**62)]
+#: The largest row id: ids are 32-bit ``Integer`` columns (PostgreSQL's ``integer``), so a
+#: larger number can name no row and would make PostgreSQL fail the query (a 500).
+MAX_ROW_ID = 2**31 - 1
+
+#: A database row id in a URL path: 1..MAX_ROW_ID, so an absurd number is a 422
+#: ``VALUE_OUT_OF_RANGE`` naming the field rather than an integer overflow in the database.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+#: The same bound for an optional id in a query string (paging cursors, account filters).
+RowIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
 
 
 def get_authority(request: Request) -> Authority:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from eseal.api.deps import Principal, get_authority, require_roles
+from eseal.api.deps import MAX_ROW_ID, Principal, get_authority, require_roles
 from eseal.ca.authority import Authority
 from eseal.store.models import AuditEvent
 
@@ -25,7 +25,7 @@ Auth = Annotated[Authority, Depends(get_authority)]
 
 @router.get("/events", summary="Audit events in order (page with after_id)")
 def events(principal: Reader, auth: Auth,
-           after_id: Annotated[int, Query(ge=0, le=2**62)] = 0,
+           after_id: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
            action: Annotated[str | None, Query(max_length=64)] = None,
            ) -> list[dict[str, Any]]:

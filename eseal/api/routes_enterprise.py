@@ -15,7 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from eseal.api.deps import Principal, check_enterprise, get_authority, require_roles
+from eseal.api.deps import (
+    Principal,
+    RowIdQuery,
+    check_enterprise,
+    get_authority,
+    require_roles,
+)
 from eseal.ca.authority import Authority
 from eseal.errors import NotFound
 
@@ -68,7 +74,7 @@ def certificate(uscc: str, serial: str, principal: Staff, auth: Auth) -> dict[st
 @router.get("/enterprises/{uscc}/logins", summary="Login history of the enterprise's accounts")
 def logins(uscc: str, principal: Staff, auth: Auth,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-           before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+           before_id: RowIdQuery = None,
            ) -> list[dict[str, Any]]:
     from eseal.ca.accounts import login_history
 

@@ -44,6 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from eseal import clock
 from eseal.api.bodies import read_upload
 from eseal.api.deps import Principal, RowId, current_principal, get_authority, get_settings
+from eseal.api.door import has_url_control
 from eseal.api.live_status import live_status_lookup
 from eseal.ca.authority import Authority
 from eseal.errors import Conflict, EsealError, Forbidden, InvalidInput, NotFound
@@ -118,7 +119,7 @@ def _require(auth: Authority, principal: Principal, roles: tuple[str, ...], *, a
 
 def _check_title(title: str | None) -> str:
     value = (title or "").strip() or "filing"
-    if len(value) > MAX_TITLE or any(ord(c) < 32 for c in value):
+    if len(value) > MAX_TITLE or has_url_control(value):
         raise InvalidInput("TITLE_INVALID",
                            f"the title must be 1-{MAX_TITLE} characters without control characters",
                            f"标题应为 1 到 {MAX_TITLE} 个字符且不含控制字符", field="title")

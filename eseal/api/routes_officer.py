@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from eseal.api.deps import Principal, RowId, get_authority, require_roles
+from eseal.api.deps import Principal, RowId, RowIdQuery, get_authority, require_roles
 from eseal.api.routes_enterprise import certificate_dict, enterprise_dict
 from eseal.ca.authority import Authority
 from eseal.errors import InvalidInput
@@ -240,8 +240,8 @@ def unlock(account_id: RowId, principal: Officer,
 @router.get("/logins", summary="Login history of everyone")
 def logins(principal: Officer, auth: Auth,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-           before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-           account_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+           before_id: RowIdQuery = None,
+           account_id: RowIdQuery = None,
            ) -> list[dict[str, Any]]:
     from eseal.ca.accounts import login_history
 

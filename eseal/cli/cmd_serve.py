@@ -28,7 +28,8 @@ def command(home: str | None, host: str, port: int, workers: int, log_level: str
     os.environ["ESEAL_HOME"] = str(settings.home.resolve())
     config = uvicorn.Config("eseal.api.app:create_app", factory=True, host=host, port=port,
                             workers=workers, log_level=log_level, access_log=False,
-                            http="httptools", loop="uvloop")
+                            http="eseal.api.protocol:ContractHttpToolsProtocol",
+                            loop="uvloop")
     if workers <= 1:
         uvicorn.Server(config).run()
         return

@@ -1,0 +1,163 @@
+"""The error contract of the HTTP service: every non-2xx answer is ``{code, message,
+message_zh, field}`` (``field`` where one input is to blame).
+
+Route code raises ``EsealError``s with its own domain codes. This module declares, once, the
+codes that belong to the *door* of the service — what goes wrong before or around a route's
+own logic: a body too large, not UTF-8, not JSON, nested too deep; a number out of range; a
+control character; an unknown path or method; a schema mismatch; a bug. FastAPI and
+Starlette answer those with ``{"detail": …}`` by default; :func:`install` replaces every such
+handler so no answer leaves the service without a stable code, English and Chinese text and
+the field at fault when one is to blame.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from eseal.errors import EsealError
+
+log = logging.getLogger("eseal.api")
+
+
+@dataclass(frozen=True)
+class DoorCode:
+    """One stable code of the door: its HTTP status and its generic English/Chinese text."""
+
+    code: str
+    status: int
+    message: str
+    message_zh: str
+
+    def error(self, *, field: str | None = None, message: str = "", message_zh: str = "",
+              details: dict[str, Any] | None = None) -> EsealError:
+        """An ``EsealError`` carrying this code and status; specific text when given."""
+        err = EsealError(self.code, message or self.message, message_zh or self.message_zh,
+                         field=field, details=details)
+        err.status = self.status
+        return err
+
+
+BODY_TOO_LARGE = DoorCode("BODY_TOO_LARGE", 413, "the request body is larger than this route "
+                          "accepts", "请求体超过该接口允许的大小")
+BODY_NOT_UTF8 = DoorCode("BODY_NOT_UTF8", 400, "the request body is not valid UTF-8 text",
+                         "请求体不是有效的 UTF-8 文本")
+BODY_NOT_JSON = DoorCode("BODY_NOT_JSON", 400, "the request body is not valid JSON",
+                         "请求体不是有效的 JSON")
+BODY_TOO_DEEP = DoorCode("BODY_TOO_DEEP", 400, "the request body is nested too deeply",
+                         "请求体嵌套层数过多")
+VALUE_OUT_OF_RANGE = DoorCode("VALUE_OUT_OF_RANGE", 422, "a number is out of the accepted "
+                              "range", "数值超出允许范围")
+CONTROL_CHARACTER = DoorCode("CONTROL_CHARACTER", 422, "text contains a control character "
+                             "(such as NUL) that it may not contain",
+                             "文本含有不允许的控制字符（如 NUL）")
+REQUEST_INVALID = DoorCode("REQUEST_INVALID", 422, "the request does not match the schema",
+                           "请求参数无效")
+NOT_FOUND = DoorCode("NOT_FOUND", 404, "there is no such path on this service",
+                     "服务上不存在该路径")
+METHOD_NOT_ALLOWED = DoorCode("METHOD_NOT_ALLOWED", 405, "this path does not accept this "
+                              "HTTP method", "该路径不支持此 HTTP 方法")
+HTTP_MALFORMED = DoorCode("HTTP_MALFORMED", 400, "the request is not valid HTTP/1.1",
+                          "请求不是有效的 HTTP/1.1 报文")
+HTTP_ERROR = DoorCode("HTTP_ERROR", 400, "the request was refused", "请求被拒绝")
+INTERNAL_ERROR = DoorCode("INTERNAL_ERROR", 500, "internal error", "服务内部错误")
+
+#: every code the door can answer, declared once above (tests walk this)
+DOOR_CODES: tuple[DoorCode, ...] = (
+    BODY_TOO_LARGE, BODY_NOT_UTF8, BODY_NOT_JSON, BODY_TOO_DEEP, VALUE_OUT_OF_RANGE,
+    CONTROL_CHARACTER, REQUEST_INVALID, NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_MALFORMED,
+    HTTP_ERROR, INTERNAL_ERROR)
+
+#: pydantic error types that mean "a number outside its bounds" (ids, limits, days), a
+#: number of thousands of digits included
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than",
+                           "less_than_equal", "int_parsing_size"})
+#: where pydantic locates a parameter; the field is what follows
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def response(err: EsealError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON answer for ``err``; ``field`` names the input at fault when there is one
+    (absent otherwise: a login refusal, for one, must not say which part failed).
+
+    A 413 also closes the connection, so the server stops receiving a body it refused
+    instead of reading and discarding the rest of it.
+    """
+    body = err.to_dict()
+    extra = dict(headers or {})
+    if err.status == 413:
+        extra["Connection"] = "close"
+    return JSONResponse(status_code=err.status, content=body, headers=extra or None)
+
+
+def validation_error(exc: RequestValidationError) -> EsealError:
+    """The first schema error as a coded error naming its field."""
+    errors = exc.errors()
+    first: dict[str, Any] = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ())]
+    if loc and loc[0] in _LOCATIONS:
+        loc = loc[1:]
+    where = ".".join(loc) or None
+    kind = str(first.get("type", ""))
+    reason = str(first.get("msg", "invalid"))
+    if kind == "json_invalid":
+        return BODY_NOT_JSON.error(field="body")
+    if kind in _RANGE_ERRORS:
+        return VALUE_OUT_OF_RANGE.error(
+            field=where, message=f"{where or 'value'}: {reason}",
+            message_zh=f"{where or '数值'} 超出允许范围")
+    return REQUEST_INVALID.error(field=where, message=f"{where or 'request'}: {reason}",
+                                 message_zh=f"请求参数无效：{where or '请求'}")
+
+
+def _body_parse_error(cause: BaseException | None) -> EsealError:
+    """FastAPI's bare 400 "error parsing the body", classified by what caused it."""
+    if isinstance(cause, UnicodeDecodeError):
+        return BODY_NOT_UTF8.error(field="body")
+    if isinstance(cause, RecursionError):
+        return BODY_TOO_DEEP.error(field="body")
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return VALUE_OUT_OF_RANGE.error(field="body")
+    return BODY_NOT_JSON.error(field="body")
+
+
+def http_error(exc: StarletteHTTPException) -> EsealError:
+    """Starlette's and FastAPI's own HTTP errors (404, 405, 400 …) as coded errors."""
+    if exc.status_code == 404:
+        return NOT_FOUND.error()
+    if exc.status_code == 405:
+        return METHOD_NOT_ALLOWED.error()
+    if exc.status_code == 400:
+        return _body_parse_error(exc.__cause__)
+    err = HTTP_ERROR.error(message=f"the request was refused ({exc.status_code})",
+                           message_zh=f"请求被拒绝（{exc.status_code}）")
+    err.status = exc.status_code
+    return err
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that put every non-2xx answer under the contract."""
+
+    @app.exception_handler(EsealError)
+    async def eseal_error(request: Request, exc: EsealError) -> JSONResponse:
+        return response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return response(validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def starlette_error(request: Request,
+                              exc: StarletteHTTPException) -> JSONResponse:
+        return response(http_error(exc), headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return response(INTERNAL_ERROR.error())
