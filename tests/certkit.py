@@ -19,8 +19,10 @@ both from 30 days before ``now``.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
@@ -31,6 +33,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from eseal.settings import Settings
 from eseal.token import TokenSession, generate_keypair, private_key_for
 from eseal.token.softhsm import init_token
+
+#: Where the console scripts of the Python running the tests live (pkilint's lint_* tools):
+#: the virtualenv's bin, wherever the checkout is, not a path guessed from the test file.
+TOOLS = Path(sys.executable).parent
 
 Kind = Literal["ca", "leaf", "ocsp", "tsa"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from certkit import hierarchy, issue, pem, token_key
+from certkit import TOOLS, hierarchy, issue, pem, token_key
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,7 +19,7 @@ from eseal.errors import InvalidInput
 from eseal.settings import Settings
 
 NOW = dt.datetime(2026, 3, 1, 8, 0, 0, tzinfo=dt.UTC)
-LINT_CRL = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "lint_crl"
+LINT_CRL = TOOLS / "lint_crl"
 
 
 # --- a small test hierarchy: root (P-384) -> issuing (P-256) -> leaves -------------------

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from certkit import TOOLS
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -22,7 +23,7 @@ from eseal.token import find_private_key, lock
 from eseal.token.keys import key_id_for
 from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, make_csr
 
-BIN = Path(__file__).resolve().parents[1] / ".venv" / "bin"
+BIN = TOOLS
 
 
 def pem(cert: x509.Certificate) -> bytes:

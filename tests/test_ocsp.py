@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import core as asn1_core
 from asn1crypto import ocsp as asn1_ocsp
-from certkit import hierarchy, issue, pem, token_key
+from certkit import TOOLS, hierarchy, issue, pem, token_key
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,7 +30,7 @@ from eseal.ca.ocsp import (
 from eseal.errors import InvalidInput
 from eseal.settings import Settings
 
-LINT_OCSP = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "lint_ocsp_response"
+LINT_OCSP = TOOLS / "lint_ocsp_response"
 NOW = clock.now().replace(microsecond=0)  # openssl checks status times against its own clock
 VALIDITY = dt.timedelta(hours=24)
 HELD = CertStatus("revoked", NOW - dt.timedelta(days=2), "certificateHold", version=2)

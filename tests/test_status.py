@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from certkit import TOOLS
 from cryptography import x509
 from sqlalchemy import select
 
@@ -21,7 +22,7 @@ from eseal.store.models import CrlRecord
 from tests.conftest import USCC_A, make_csr
 
 ACTOR = "officer:test"
-LINT_CRL = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "lint_crl"
+LINT_CRL = TOOLS / "lint_crl"
 
 
 def issue(auth: Authority) -> str:
