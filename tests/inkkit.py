@@ -35,12 +35,14 @@ def _fill(source: bytes | str, refs: Mapping[str, str]) -> bytes:
     return raw
 
 
-def one_page_pdf(content: bytes, *, fonts: str = "", resources: str = "", catalog: str = "",
+def one_page_pdf(content: bytes | list[bytes], *, fonts: str = "", resources: str = "",
+                 catalog: str = "",
                  objects: Mapping[str, bytes | str] | None = None) -> bytes:
     """A 612x792 page showing ``content`` with Helvetica as /F1 (plus ``fonts`` entries in
     /Font and ``resources`` entries in /Resources). ``{name}`` in any source (content and
     ``objects`` included) becomes a reference to ``objects[name]``; ``catalog`` is added to
-    the catalog (e.g. /OCProperties)."""
+    the catalog (e.g. /OCProperties). A list of ``content`` parts makes /Contents an array of
+    streams, written as given (no separator added)."""
     objects = dict(objects or {})
     b = PdfBuilder()
     root, pages, page = b.reserve(), b.reserve(), b.reserve()
@@ -49,10 +51,11 @@ def one_page_pdf(content: bytes, *, fonts: str = "", resources: str = "", catalo
     for name, body in objects.items():
         b.set(ids[name], _fill(body, refs))
     font = b.add(HELVETICA)
-    body = b.add(stream_object(_fill(content, refs)))
+    parts = content if isinstance(content, list) else [content]
+    bodies = " ".join(f"{b.add(stream_object(_fill(part, refs)))} 0 R" for part in parts)
     b.set(page, _fill(f"<< /Type /Page /Parent {pages} 0 R /MediaBox [0 0 612 792] "
                       f"/Resources << /Font << /F1 {font} 0 R {fonts} >> {resources} >> "
-                      f"/Contents {body} 0 R >>", refs))
+                      f"/Contents [{bodies}] >>", refs))
     b.set(pages, f"<< /Type /Pages /Kids [{page} 0 R] /Count 1 >>")
     b.set(root, _fill(f"<< /Type /Catalog /Pages {pages} 0 R {catalog} >>", refs))
     return b.build(root)

@@ -30,15 +30,18 @@ What it does not understand raises :class:`InkUnknown`, so callers fail closed (
 decide"), never open: content-stream syntax viewers may read differently (an operator with
 operands of the wrong number or type, an unknown operator, Q without q, BT inside BT, text
 operators outside BT ... ET, q/Q/cm inside it, inline images whose end viewers find
-differently: :mod:`eseal.signing.content_syntax`), text in a font whose dictionary does not
-bound its extent (no /Widths for an embedded or non-standard font, vertical writing, a
-font missing from the resources), Type 3 fonts (glyphs are procedures of any size),
-PostScript XObjects, an unreadable stream, nesting deeper than :data:`MAX_DEPTH`, more than
-:data:`MAX_OPERATORS` operators.
+differently: :mod:`eseal.signing.content_syntax`; a token split over two streams of the
+page's /Contents, which some viewers join and others do not), text in a font whose
+dictionary does not bound its extent (no /Widths for an embedded or non-standard font,
+vertical writing, a font missing from the resources), Type 3 fonts (glyphs are
+procedures of any size), PostScript XObjects, an unreadable stream, nesting deeper than
+:data:`MAX_DEPTH`, more than :data:`MAX_OPERATORS` operators.
 """
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +159,7 @@ class _State:
         return _State(**self.__dict__)
 
 
+_REGULAR = re.compile(rb"[^\x00\t\n\x0c\r ()<>\[\]{}/%]{2}")
 #: Operators that move the text position: viewers disagree about them outside BT ... ET.
 _TEXT_POSITION = {"Td", "TD", "Tm", "T*", "Tj", "TJ", "'", '"'}
 #: Special graphics-state operators (ISO 32000-1 table 51): not allowed inside BT ... ET,
@@ -382,9 +386,14 @@ def page_ink(root: Any, page: Any) -> list[Box]:
         return []
     streams = contents if isinstance(contents, list) else [contents]
     try:
-        data = b"\n".join(s.get_object().data for s in streams)
+        parts = [s.get_object().data for s in streams]
     except Exception as exc:
         raise InkUnknown(f"the page content cannot be decoded: {exc}") from exc
+    for before, after in itertools.pairwise(parts):
+        if before[-1:] and after[:1] and _REGULAR.match(before[-1:] + after[:1]):
+            # a token split over two streams: some viewers join it, others do not
+            raise InkUnknown("a token runs from one content stream into the next")
+    data = b"\n".join(parts)
     outliner = _Outliner(hidden_groups(root))
     outliner.run(data, inherited(page, "/Resources") or generic.DictionaryObject(),
                  _State(), 0)
