@@ -24,9 +24,11 @@ Two layers judge every revision appended after a signed one (the verifier's modu
      sealed — content or annotations (``LATER_SEAL_OVER_CONTENT``), judged on the generous
      outline of :mod:`eseal.signing.page_ink`; where the page cannot be outlined the answer is
      *indeterminate* (``LATER_APPEARANCE_UNDECIDED``). A widget that was already there when
-     sealed (an empty signature field the author placed) may be filled where it stands, but
-     a widget whose field already had a value may not get a new appearance
-     (``LATER_APPEARANCE_CHANGED``).
+     sealed (an empty signature field the author placed) may be filled where it stands —
+     only if the sealer could see it there: no Invisible, Hidden or NoView flag, no /OC,
+     the same /Rect (a hidden or zero-size placeholder that is revealed or grows later is
+     judged like a new widget) — but a widget whose field already had a value may not get
+     a new appearance (``LATER_APPEARANCE_CHANGED``).
    * **untrusted document timestamps** (``LATER_TIMESTAMP_UNTRUSTED``): a later document
      timestamp that does not chain to the caller's roots is an update nobody we trust
      vouches for; the earlier seal's verdict says so (*indeterminate*) instead of "allowed".
@@ -338,6 +340,23 @@ def _annots(page: generic.DictionaryObject) -> list[tuple[tuple[int, int] | None
     return out
 
 
+#: /F bits that keep an annotation from showing as it stands (ISO 32000-1 table 165):
+#: Invisible, Hidden, NoView (ToggleNoView shows it only under the pointer).
+_NOT_SHOWN = 1 | 2 | 32
+
+
+def _shown_when_sealed(old: generic.DictionaryObject, rect: Box) -> bool:
+    """Whether an empty field's widget was on show, at ``rect``, when the page was sealed:
+    the sealer saw that box reserved, so a later seal may fill it. A widget the sealer could
+    not see there — hidden, not viewed, in an optional-content group (whatever its state), or
+    of another size or place (a zero /Rect that grows) — reserved nothing."""
+    try:
+        flags = int(_get(old, "/F", 0))
+    except (TypeError, ValueError):
+        return False
+    return not flags & _NOT_SHOWN and "/OC" not in old and _rect(old) == rect
+
+
 def _widgets(reader: PdfFileReader, old: HistoricalResolver, new: HistoricalResolver,
              revision: int) -> list[Finding]:
     written = {(r.idnum, r.generation) for r in reader.xrefs.explicit_refs_in_revision(revision)}
@@ -376,7 +395,7 @@ def _widgets(reader: PdfFileReader, old: HistoricalResolver, new: HistoricalReso
                     "appearance; a timestamp adds time, not ink",
                     f"签章后第 {revision + 1} 个版本添加的文档时间戳 {where} 带有可见外观"))
                 continue
-            reserved = existed and key is not None and _rect(before[key]) == rect
+            reserved = existed and key is not None and _shown_when_sealed(before[key], rect)
             for other_key, other in before.items():
                 if other_key == key or not _visible(other):
                     continue

@@ -10,28 +10,53 @@ with boxes that are never smaller than what a viewer paints:
   line width, for every painting operator (clipping paths alone paint nothing);
 * images (XObject or inline): the unit square under the current matrix;
 * form XObjects: interpreted recursively with their matrix and resources;
-* text: from the current point, one em (times horizontal scaling, plus character and word
-  spacing) *per byte* of the string, from 0.6 em below to 1.3 em above the baseline — no
-  glyph metrics are trusted, so the box only grows;
-* marked content of an optional-content group that the default configuration turns OFF is
-  skipped (the "hidden layer" of shadow documents is drawn, but not shown, until someone
-  turns it on — and turning it on after sealing is refused by the difference analysis);
+* text: each glyph advances by what the font's dictionary allows (/Widths, /MissingWidth,
+  /W, /DW, or 1.2 em for a non-embedded standard font: :mod:`eseal.signing.font_extent`)
+  plus character and word spacing, times horizontal scaling — as an *interval*, so negative
+  widths, spacing or scaling move the text leftwards as far as a viewer can; the ink of a
+  glyph spans the font's /FontBBox around its origin, at least 0.6 em below and 1.3 em
+  above the baseline (raised by the rise);
 * ``sh`` (a shading filling the clip) is taken to cover the whole page.
 
-What it does not understand — an unreadable or unsupported stream, Type 3 fonts (glyphs are
-procedures of any size), PostScript XObjects, nesting deeper than :data:`MAX_DEPTH`,
-more than :data:`MAX_OPERATORS` operators — raises :class:`InkUnknown`, so callers fail
-closed ("cannot decide"), never open.
+Optional content: content of a group counts as ink unless *every* viewer hides it
+(:mod:`eseal.signing.optional_content`: listed in /OCGs, switched off in /D in the plain
+way, no auto states, intents or membership dictionaries). We did not choose the simpler
+"all optional content is ink": a filing may carry a layer that is switched off (the shadow
+attack's hidden layer is drawn but not shown, and switching it on after sealing is refused
+by the difference analysis), and a later seal over the free space it would occupy is honest.
+Everything the viewers decide differently is ink — a false refusal, never a false "valid".
+
+What it does not understand raises :class:`InkUnknown`, so callers fail closed ("cannot
+decide"), never open: content-stream syntax viewers may read differently (an operator with
+operands of the wrong number or type, an unknown operator, Q without q, BT inside BT, text
+operators outside BT ... ET, q/Q/cm inside it, inline images whose end viewers find
+differently: :mod:`eseal.signing.content_syntax`; a token split over two streams of the
+page's /Contents, which some viewers join and others do not), text in a font whose
+dictionary does not bound its extent (no /Widths for an embedded or non-standard font,
+vertical writing, a font missing from the resources), Type 3 fonts (glyphs are
+procedures of any size), PostScript XObjects, an unreadable stream, nesting deeper than
+:data:`MAX_DEPTH`, more than :data:`MAX_OPERATORS` operators.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyhanko.pdf_utils import generic
+
+from eseal.signing.content_syntax import (
+    MAX_OPERATORS,
+    InkUnknown,
+    PdfString,
+    content_operations,
+    operand_problem,
+)
+from eseal.signing.font_extent import FontExtent, FontUnbounded, font_extent
+from eseal.signing.optional_content import hidden_groups
+from eseal.signing.optional_content import ref_key as _ref_key
 
 __all__ = [
     "MAX_DEPTH",
@@ -64,27 +89,9 @@ Box = tuple[float, float, float, float]
 Matrix = tuple[float, float, float, float, float, float]
 
 MAX_DEPTH = 8
-MAX_OPERATORS = 500_000
 _IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 _EVERYWHERE: Box = (float("-inf"), float("-inf"), float("inf"), float("inf"))
 _PAINT = {"S", "s", "f", "F", "f*", "B", "B*", "b", "b*"}
-
-_TOKEN = re.compile(rb"""
-    (?P<ws>[\x00\t\n\x0c\r ]+|%[^\r\n]*)
-  | (?P<num>[+-]?(?:\d+\.?\d*|\.\d+))(?![^\x00\t\n\x0c\r ()<>\[\]{}/%])
-  | (?P<name>/[^\x00\t\n\x0c\r ()<>\[\]{}/%]*)
-  | (?P<dopen><<) | (?P<dclose>>>)
-  | (?P<hex><[0-9A-Fa-f\x00\t\n\x0c\r ]*>)
-  | (?P<lit>\()
-  | (?P<aopen>\[) | (?P<aclose>\])
-  | (?P<op>[^\x00\t\n\x0c\r ()<>\[\]{}/%]+)
-""", re.X)
-_INLINE_END = re.compile(rb"[\x00\t\n\x0c\r ]EI(?=[\x00\t\n\x0c\r ]|$)")
-
-
-class InkUnknown(Exception):
-    """The content cannot be outlined reliably; the caller must not assume free space."""
-
 
 def overlaps(a: Box, b: Box) -> bool:
     """Whether two boxes share an area (touching edges do not count)."""
@@ -136,104 +143,6 @@ def _scale(m: Matrix) -> float:
     return max(abs(m[0]) + abs(m[2]), abs(m[1]) + abs(m[3]), 1e-9)
 
 
-def _literal_end(data: bytes, start: int) -> int:
-    """Index just after the literal string opened at ``start`` (balanced parentheses)."""
-    depth, i = 0, start
-    while i < len(data):
-        ch = data[i]
-        if ch == 0x5C:  # backslash escapes the next byte
-            i += 2
-            continue
-        if ch == 0x28:
-            depth += 1
-        elif ch == 0x29:
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    raise InkUnknown("unterminated string in a content stream")
-
-
-_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
-_ESCAPE = re.compile(rb"\\([0-7]{1,3}|\r\n|.)", re.S)
-
-
-def _literal_bytes(raw: bytes) -> bytes:
-    """The bytes a literal string ``(...)`` stands for (ISO 32000-1 7.3.4.2)."""
-    def one(m: re.Match[bytes]) -> bytes:
-        esc = m.group(1)
-        if esc[:1].isdigit():
-            return bytes([int(esc, 8) & 0xFF])
-        if esc in (b"\r\n", b"\n", b"\r"):
-            return b""  # a line continuation
-        return _ESCAPES.get(esc, esc)
-    return _ESCAPE.sub(one, raw[1:-1])
-
-
-@dataclass(frozen=True)
-class PdfString:
-    """A string operand of a content stream: the bytes it shows."""
-
-    data: bytes
-
-    @property
-    def length(self) -> int:
-        return max(1, len(self.data))
-
-
-def content_operations(data: bytes) -> Iterator[tuple[str, list[Any]]]:
-    """(operator, operands) pairs of a content stream; numbers become ``float``, names
-    ``str`` (without the slash), strings :class:`PdfString`, dictionaries ``{}``; inline
-    images are skipped (yielded as ``BI`` without operands)."""
-    operands: list[Any] = []
-    stack: list[list[Any]] = []
-    pos, count = 0, 0
-    while pos < len(data):
-        m = _TOKEN.match(data, pos)
-        if m is None:
-            raise InkUnknown(f"unreadable content stream at byte {pos}")
-        kind, text, pos = m.lastgroup, m.group(0), m.end()
-        target = stack[-1] if stack else operands
-        if kind == "ws":
-            continue
-        if kind == "num":
-            target.append(float(text))
-        elif kind == "name":
-            target.append(text[1:].decode("latin-1"))
-        elif kind == "hex":
-            digits = re.sub(rb"[^0-9A-Fa-f]", b"", text)
-            target.append(PdfString(bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode())))
-        elif kind == "lit":
-            end = _literal_end(data, m.start())
-            target.append(PdfString(_literal_bytes(data[m.start():end])))
-            pos = end
-        elif kind in ("aopen", "dopen"):
-            stack.append([])
-        elif kind in ("aclose", "dclose"):
-            if not stack:
-                raise InkUnknown("unbalanced array or dictionary in a content stream")
-            done = stack.pop()
-            (stack[-1] if stack else operands).append(done if kind == "aclose" else {})
-        else:
-            op = text.decode("latin-1")
-            if stack:  # true/false/null inside an array or dictionary
-                target.append(op)
-                continue
-            count += 1
-            if count > MAX_OPERATORS:
-                raise InkUnknown("too many operators to outline")
-            if op == "BI":  # inline image: skip its dictionary and data
-                idx = data.find(b"ID", pos)
-                end = _INLINE_END.search(data, idx + 3) if idx >= 0 else None
-                if end is None:
-                    raise InkUnknown("unterminated inline image")
-                pos = end.end()
-                yield "BI", []
-            else:
-                yield op, operands
-            operands = []
-
-
 @dataclass
 class _State:
     ctm: Matrix = _IDENTITY
@@ -244,17 +153,26 @@ class _State:
     h_scale: float = 1.0
     leading: float = 0.0
     rise: float = 0.0
-    type3: bool = False
+    font: FontExtent | str = "text shown before any font was selected"
 
     def copy(self) -> _State:
         return _State(**self.__dict__)
+
+
+_REGULAR = re.compile(rb"[^\x00\t\n\x0c\r ()<>\[\]{}/%]{2}")
+#: Operators that move the text position: viewers disagree about them outside BT ... ET.
+_TEXT_POSITION = {"Td", "TD", "Tm", "T*", "Tj", "TJ", "'", '"'}
+#: Special graphics-state operators (ISO 32000-1 table 51): not allowed inside BT ... ET,
+#: and whether Q restores the text matrix differs between viewers.
+_NOT_IN_TEXT = {"q", "Q", "cm", "BT"}
+_OUTSIDE_TEXT = _TEXT_POSITION | {"ET"}
 
 
 @dataclass
 class _Outliner:
     """Interprets one content stream (and the forms it draws) into ``boxes``."""
 
-    off_groups: set[tuple[int, int]]
+    hidden_groups: set[tuple[int, int]]
     boxes: list[Box] = field(default_factory=list)
 
     def run(self, data: bytes, resources: Any, state: _State, depth: int) -> None:
@@ -264,28 +182,33 @@ class _Outliner:
         hidden: list[bool] = []  # one entry per open marked-content sequence
         path: list[tuple[float, float]] = []
         tm = tlm = _IDENTITY
+        in_text = False
         x_lo = x_hi = 0.0  # the current point along the line: known only as an interval
         for op, args in content_operations(data):
+            problem = operand_problem(op, args) if op != "BI" else None
+            if problem:
+                raise InkUnknown(problem)
+            if op in (_NOT_IN_TEXT if in_text else _OUTSIDE_TEXT):
+                raise InkUnknown(f"operator {op!r} {'inside' if in_text else 'outside'} "
+                                 "a text object")
             nums = [a for a in args if isinstance(a, float)]
             invisible = any(hidden)
             if op == "q":
                 stack.append(state.copy())
             elif op == "Q":
-                if stack:
-                    state = stack.pop()
-            elif op == "cm" and len(nums) == 6:
+                if not stack:
+                    raise InkUnknown("Q without a matching q")
+                state = stack.pop()
+            elif op == "cm":
                 state.ctm = _mul(tuple(nums), state.ctm)  # type: ignore[arg-type]
-            elif op == "w" and nums:
+            elif op == "w":
                 state.line_width = abs(nums[0])
-            elif op in ("m", "l") and len(nums) >= 2:
-                path.append(_apply(state.ctm, nums[-2], nums[-1]))
-            elif op in ("c", "v", "y") and len(nums) >= 4:
+            elif op in ("m", "l", "c", "v", "y", "re"):
+                if op == "re":
+                    x, y, w, h = nums
+                    nums = [x, y, x + w, y, x, y + h, x + w, y + h]
                 path.extend(_apply(state.ctm, nums[i], nums[i + 1])
-                            for i in range(0, len(nums) - 1, 2))
-            elif op == "re" and len(nums) == 4:
-                x, y, w, h = nums
-                path.extend(_apply(state.ctm, px, py)
-                            for px, py in ((x, y), (x + w, y), (x, y + h), (x + w, y + h)))
+                            for i in range(0, len(nums), 2))
             elif op in _PAINT or op == "n":
                 if op != "n" and path and not invisible:
                     pad = state.line_width * _scale(state.ctm) / 2 + 1
@@ -297,65 +220,88 @@ class _Outliner:
             elif op == "BI":
                 if not invisible:
                     self._unit_square(state.ctm)
-            elif op == "Do" and args and isinstance(args[-1], str):
+            elif op == "Do":
                 if not invisible:
-                    self._xobject(args[-1], resources, state, depth)
+                    self._xobject(args[0], resources, state, depth)
             elif op in ("BMC", "BDC"):
-                hidden.append(op == "BDC" and len(args) >= 2 and args[0] == "OC"
-                              and self._oc_off(args[1], resources))
+                hidden.append(op == "BDC" and args[0] == "OC"
+                              and self._oc_hidden(args[1], resources))
             elif op == "EMC":
                 if hidden:
                     hidden.pop()
             elif op == "BT":
+                in_text = True
                 tm = tlm = _IDENTITY
                 x_lo = x_hi = 0.0
-            elif op == "Tf" and nums and args and isinstance(args[0], str):
-                state.font_size = nums[-1]
-                state.type3 = self._is_type3(args[0], resources)
-            elif op == "Tc" and nums:
+            elif op == "ET":
+                in_text = False
+            elif op == "Tf":
+                state.font_size = nums[0]
+                state.font = self._font(args[0], resources)
+            elif op == "Tc":
                 state.char_space = nums[0]
-            elif op == "Tw" and nums:
+            elif op == "Tw":
                 state.word_space = nums[0]
-            elif op == "Tz" and nums:
+            elif op == "Tz":
                 state.h_scale = nums[0] / 100
-            elif op == "TL" and nums:
+            elif op == "TL":
                 state.leading = nums[0]
-            elif op == "Ts" and nums:
+            elif op == "Ts":
                 state.rise = nums[0]
-            elif op in ("Td", "TD") and len(nums) == 2:
+            elif op in ("Td", "TD"):
                 if op == "TD":
                     state.leading = -nums[1]
                 tlm = tm = _mul((1, 0, 0, 1, nums[0], nums[1]), tlm)
                 x_lo = x_hi = 0.0
-            elif op == "Tm" and len(nums) == 6:
+            elif op == "Tm":
                 tlm = tm = tuple(nums)  # type: ignore[assignment]
                 x_lo = x_hi = 0.0
             elif op in ("T*", "'", '"'):
                 tlm = tm = _mul((1, 0, 0, 1, 0, -state.leading), tlm)
                 x_lo = x_hi = 0.0
-                if op == '"' and len(nums) >= 2:
+                if op == '"':
                     state.word_space, state.char_space = nums[0], nums[1]
             if op in ("Tj", "'", '"', "TJ"):
-                strings = [a for a in (args[0] if op == "TJ" and args
-                                       and isinstance(args[0], list) else args)
-                           if isinstance(a, PdfString | float)]
-                for item in strings:
+                items = args[0] if op == "TJ" else args[-1:]
+                for item in items:
                     if isinstance(item, float):  # TJ adjustment, thousandths of an em
                         shift = -item / 1000 * state.font_size * state.h_scale
                         x_lo, x_hi = x_lo + shift, x_hi + shift
-                        continue
-                    if state.type3:
-                        raise InkUnknown("Type 3 font glyphs cannot be outlined")
-                    em = abs(state.font_size)
-                    width = item.length * (em + abs(state.char_space)
-                                           + abs(state.word_space)) * abs(state.h_scale)
-                    if not invisible:
-                        corners = [(x, state.rise + dy) for x in (min(x_lo, x_hi),
-                                                                  max(x_lo, x_hi) + width)
-                                   for dy in (-0.6 * em, 1.3 * em)]
-                        full = _mul(tm, state.ctm)
-                        self.boxes.append(_box_of([_apply(full, *p) for p in corners], 1))
-                    x_hi += width
+                    elif isinstance(item, PdfString):
+                        x_lo, x_hi = self._show(item, state, _mul(tm, state.ctm),
+                                                x_lo, x_hi, invisible)
+                    else:
+                        raise InkUnknown(f"a {type(item).__name__} inside a TJ array")
+
+    def _show(self, item: PdfString, state: _State, full: Matrix, x_lo: float, x_hi: float,
+              invisible: bool) -> tuple[float, float]:
+        """Outline one string shown from the current point (known to lie in x_lo..x_hi on
+        the line) and return the interval the point lies in after it. Every glyph's advance
+        is bounded by the font's widths and the spacing in force (interval arithmetic, so
+        negative spacing, widths or scaling move the bounds the right way); its ink lies in
+        the font's box around its origin."""
+        font = state.font
+        if isinstance(font, str):
+            raise InkUnknown(font)
+        try:
+            advances = font.advances(item.data)
+        except FontUnbounded as exc:
+            raise InkUnknown(str(exc)) from exc
+        size, scale = state.font_size / 1000, state.h_scale
+        gx = sorted((font.bbox[0] * size * scale, font.bbox[2] * size * scale))
+        gy = sorted((font.bbox[1] * size, font.bbox[3] * size))
+        ink_lo, ink_hi = x_lo + min(gx[0], 0.0), x_hi + max(gx[1], 0.0)
+        for w_lo, w_hi, word in advances:
+            steps = [(w * size + state.char_space + state.word_space * f) * scale
+                     for w in (w_lo, w_hi) for f in word]
+            if not font.simple:
+                steps.append(0.0)  # this byte may only continue a glyph
+            ink_lo, ink_hi = min(ink_lo, x_lo + gx[0]), max(ink_hi, x_hi + gx[1])
+            x_lo, x_hi = x_lo + min(steps), x_hi + max(steps)
+        if not invisible:
+            corners = [(x, state.rise + y) for x in (ink_lo, ink_hi) for y in gy]
+            self.boxes.append(_box_of([_apply(full, *p) for p in corners], 1))
+        return x_lo, x_hi
 
     def _unit_square(self, ctm: Matrix) -> None:
         self.boxes.append(_box_of([_apply(ctm, x, y) for x in (0, 1) for y in (0, 1)], 1))
@@ -367,33 +313,36 @@ class _Outliner:
         except (KeyError, TypeError) as exc:
             raise InkUnknown(f"resource /{name} of /{category} is missing") from exc
 
-    def _is_type3(self, name: str, resources: Any) -> bool:
+    def _font(self, name: str, resources: Any) -> FontExtent | str:
+        """The metrics of font ``name``, or why text in it cannot be outlined (raised only
+        when text is shown: selecting a font paints nothing)."""
         try:
             font = self._lookup(resources, "/Font", name)
-        except InkUnknown:
-            return False  # a missing font paints nothing a viewer could show differently
-        return isinstance(font, dict) and _get(font, "/Subtype") == "/Type3"
+        except InkUnknown as exc:
+            return str(exc)  # viewers substitute a font of their choosing, or show nothing
+        if isinstance(font, dict) and _get(font, "/Subtype") == "/Type3":
+            return "Type 3 font glyphs cannot be outlined"
+        try:
+            return font_extent(font)
+        except FontUnbounded as exc:
+            return f"font /{name}: {exc}"
 
-    def _oc_off(self, prop: Any, resources: Any) -> bool:
-        """Whether the optional content named ``prop`` is OFF in the default configuration."""
+    def _oc_hidden(self, prop: Any, resources: Any) -> bool:
+        """Whether the optional content named ``prop`` is hidden in every viewer."""
         if not isinstance(prop, str):
             return False  # an inline membership dictionary: assume visible
         try:
             group = resources["/Properties"].raw_get(f"/{prop}")
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, AttributeError):
             return False
-        if not isinstance(group, generic.IndirectObject):
-            return False
-        return (group.idnum, group.generation) in self.off_groups
+        return _ref_key(group) in self.hidden_groups
 
     def _xobject(self, name: str, resources: Any, state: _State, depth: int) -> None:
         raw = self._lookup(resources, "/XObject", name)
         xobj = raw.get_object() if isinstance(raw, generic.IndirectObject) else raw
         if not isinstance(xobj, generic.StreamObject):
             raise InkUnknown(f"XObject /{name} is not a stream")
-        oc = xobj.raw_get("/OC") if "/OC" in xobj else None
-        if isinstance(oc, generic.IndirectObject) and \
-                (oc.idnum, oc.generation) in self.off_groups:
+        if "/OC" in xobj and _ref_key(xobj.raw_get("/OC")) in self.hidden_groups:
             return
         subtype = _get(xobj, "/Subtype")
         if subtype == "/Image":
@@ -401,7 +350,12 @@ class _Outliner:
             return
         if subtype != "/Form":
             raise InkUnknown(f"XObject /{name} of type {subtype} cannot be outlined")
-        matrix = tuple(float(v) for v in _get(xobj, "/Matrix", _IDENTITY))
+        try:
+            matrix = tuple(float(v) for v in _get(xobj, "/Matrix", _IDENTITY))
+        except (TypeError, ValueError) as exc:
+            raise InkUnknown(f"form XObject /{name} has an unreadable /Matrix") from exc
+        if len(matrix) != 6:
+            raise InkUnknown(f"form XObject /{name} has a /Matrix of {len(matrix)} numbers")
         inner = state.copy()
         inner.ctm = _mul(matrix, state.ctm)  # type: ignore[arg-type]
         try:
@@ -409,26 +363,6 @@ class _Outliner:
         except Exception as exc:  # an unsupported or broken filter
             raise InkUnknown(f"form XObject /{name} cannot be decoded: {exc}") from exc
         self.run(data, _get(xobj, "/Resources", resources), inner, depth + 1)
-
-
-def _off_groups(root: Any) -> set[tuple[int, int]]:
-    """Optional-content groups the default configuration (/OCProperties /D) turns OFF."""
-    try:
-        props = root["/OCProperties"]
-        config = props["/D"]
-    except (KeyError, TypeError):
-        return set()
-    def refs(arr: Any) -> set[tuple[int, int]]:
-        return {(r.idnum, r.generation) for r in arr if isinstance(r, generic.IndirectObject)}
-
-    try:
-        off = refs(config.raw_get("/OFF")) if "/OFF" in config else set()
-        if _get(config, "/BaseState") == "/OFF":
-            on = refs(config.raw_get("/ON")) if "/ON" in config else set()
-            off |= refs(props.raw_get("/OCGs")) - on
-    except (KeyError, TypeError, AttributeError):
-        return set()
-    return off
 
 
 def inherited(page: Any, key: str) -> Any:
@@ -452,10 +386,15 @@ def page_ink(root: Any, page: Any) -> list[Box]:
         return []
     streams = contents if isinstance(contents, list) else [contents]
     try:
-        data = b"\n".join(s.get_object().data for s in streams)
+        parts = [s.get_object().data for s in streams]
     except Exception as exc:
         raise InkUnknown(f"the page content cannot be decoded: {exc}") from exc
-    outliner = _Outliner(_off_groups(root))
+    for before, after in itertools.pairwise(parts):
+        if before[-1:] and after[:1] and _REGULAR.match(before[-1:] + after[:1]):
+            # a token split over two streams: some viewers join it, others do not
+            raise InkUnknown("a token runs from one content stream into the next")
+    data = b"\n".join(parts)
+    outliner = _Outliner(hidden_groups(root))
     outliner.run(data, inherited(page, "/Resources") or generic.DictionaryObject(),
                  _State(), 0)
     return outliner.boxes

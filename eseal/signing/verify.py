@@ -90,9 +90,12 @@ Decisions a relying party should know (each pinned by a test):
   seal must be invisible (``TIMESTAMP_APPEARANCE_ADDED``: it adds time, not ink); a later
   seal's widget may not overlap an earlier signature's widget (``LATER_SEAL_OVER_SEAL``) or
   anything the sealed page showed (``LATER_SEAL_OVER_CONTENT``, judged on a generous outline
-  of the content: :mod:`eseal.signing.page_ink`), except an empty signature field placed
-  before sealing, filled where it stands; where the page cannot be outlined (Type 3 fonts,
-  PostScript XObjects, unreadable streams) the seal is *indeterminate*
+  of the content: :mod:`eseal.signing.page_ink`; optional content counts unless every
+  viewer hides it), except an empty signature field placed before sealing and visible
+  there when sealed (not hidden, not in optional content, the same /Rect), filled where it
+  stands; where the page cannot be outlined (syntax viewers may read differently, fonts
+  whose extent their dictionary does not bound, Type 3 fonts, PostScript XObjects,
+  unreadable streams) the seal is *indeterminate*
   (``LATER_APPEARANCE_UNDECIDED``), never valid by default; no new or changed /A, /AA or
   /OpenAction entry or action dictionary (``ACTION_ADDED_AFTER_SEALING``); no change to the
   /AcroForm but /Fields and /SigFlags (``FORM_SETTINGS_CHANGED``: /NeedAppearances, /DA,
