@@ -225,6 +225,8 @@ class AuditLog:
             return None
         last = session.execute(select(func.max(AuditCheckpoint.event_id))).scalar()
         if last is not None and last >= head[0]:
+            if self._signer is not None and self._head is not None:
+                audit_head.anchor(session, self._head.read())  # nothing new, but still ours?
             return None
         self._write_checkpoint(session, head[0], head[1])
         return int(head[0])
@@ -256,49 +258,49 @@ class AuditLog:
         session.execute(insert(AuditCheckpoint).values(
             event_id=event_id, event_hash=digest, at=at, signature=signature, seq=seq,
             prev_hash=prev))
+        record = HeadRecord(seq, event_id, digest, audit_head.checkpoint_hash(
+            seq, prev, event_id, digest, at, signature))
+        signed: list[tuple[HeadRecord, str]] = session.info.setdefault("audit_signed", [])
+        if self._head is not None:
+            # pending before the commit; ``confirmed`` only ever names a committed
+            # checkpoint (never one signed earlier in this same transaction)
+            mine = [r for r, _ in signed]
+            confirmed = base if base is not None and base not in mine else (
+                state.confirmed if state is not None else None)
+            self._head.write(HeadState(confirmed=confirmed, pending=record))
+        signed.append((record, json.dumps({
+            "event_id": event_id, "event_hash": digest, "at": at.isoformat(),
+            "signature": signature.hex(), "seq": seq, "prev": prev})))
+        if len(signed) == 1:
+            event.listen(session, "after_commit", self._committed, once=True)
+            event.listen(session, "after_rollback",
+                         lambda sess: sess.info.pop("audit_signed", None), once=True)
+
+    def _committed(self, session: Session) -> None:
+        """After the commit: journal the checkpoints (a rolled-back one never reaches the
+        journal), then confirm the newest on the token in a write transaction of its own so
+        token writers stay serialised. Both are safe to lose: a crash here leaves a journal
+        line missing (reported) or a token record one checkpoint behind (tolerated)."""
+        signed: list[tuple[HeadRecord, str]] = session.info.pop("audit_signed", [])
+        if not signed:
+            return
         if self._journal is not None:
             self._journal.parent.mkdir(parents=True, exist_ok=True)
             with self._journal.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"event_id": event_id, "event_hash": digest,
-                                     "at": at.isoformat(), "signature": signature.hex(),
-                                     "seq": seq, "prev": prev}) + "\n")
-        if self._head is not None:
-            record = HeadRecord(seq, event_id, digest, audit_head.checkpoint_hash(
-                seq, prev, event_id, digest, at, signature))
-            self._record_on_token(session, state, base, record)
-
-    def _record_on_token(self, session: Session, state: HeadState | None,
-                         base: HeadRecord | None, record: HeadRecord) -> None:
-        """Pending before the commit, confirmed after it: a rollback leaves only a pending
-        record the database lacks, which the next signer ignores; ``confirmed`` only ever
-        names a committed checkpoint (never one signed earlier in this same transaction)."""
-        assert self._head is not None
-        head = self._head
-        mine: list[HeadRecord] = session.info.setdefault("audit_head_signed", [])
-        confirmed = base if base is not None and base not in mine else (
-            state.confirmed if state is not None else None)
-        head.write(HeadState(confirmed=confirmed, pending=record))
-        mine.append(record)
-        if len(mine) == 1:
-            def promote(sess: Session) -> None:
-                last = sess.info.pop("audit_head_signed", [None])[-1]
-                try:
-                    # a write transaction of its own: token writers stay serialised
-                    with sess.get_bind().connect().execution_options(
-                            eseal_immediate=True) as conn, conn.begin():
-                        conn.execute(_HEAD if conn.dialect.name == "sqlite"
-                                     else _HEAD.with_for_update())
-                        now = head.read()
-                        if last is not None and now is not None and now.pending == last:
-                            head.write(HeadState(confirmed=last, pending=None))
-                except Exception:  # committed already: a lagging record is safe, log only
-                    logger.exception("could not confirm audit checkpoint on the CA token")
-
-            def forget(sess: Session) -> None:
-                sess.info.pop("audit_head_signed", None)
-
-            event.listen(session, "after_commit", promote, once=True)
-            event.listen(session, "after_rollback", forget, once=True)
+                fh.write("".join(line + "\n" for _, line in signed))
+        if self._head is None:
+            return
+        last = signed[-1][0]
+        try:
+            with session.get_bind().connect().execution_options(
+                    eseal_immediate=True) as conn, conn.begin():
+                conn.execute(_HEAD if conn.dialect.name == "sqlite"
+                             else _HEAD.with_for_update())
+                now = self._head.read()
+                if now is not None and now.pending == last:
+                    self._head.write(HeadState(confirmed=last, pending=None))
+        except Exception:  # committed already: a lagging record is safe, so log only
+            logger.exception("could not confirm the audit checkpoint on the CA token")
 
     # -- verifying ------------------------------------------------------------------------
     def verify(self, session: Session, *,
