@@ -16,10 +16,20 @@ CLI command ends with one, so an honest log never has more than ``checkpoint_eve
 uncovered events, and never none at all (``eseal init`` checkpoints its first event); more is
 a finding. Every published CRL also carries the head of the chain (``audit_anchor``), signed
 by a CA key and copied by relying parties: the CA's stored CRLs and any copy an auditor
-brings are checked against the log, and count as coverage. What is left undetectable: a
-rewrite or truncation of at most ``checkpoint_every - 1`` events after the newest checkpoint
-and the newest CRL the auditor holds, by someone who edits the database and the journal and
-deletes the CA's own later CRLs.
+brings are checked against the log, and count as coverage.
+
+Coverage alone did not stop the service from signing a rewritten chain itself: re-insert the
+rewritten rows a few at a time and let ordinary audited events (a refused login) reach the
+cadence. So the signer remembers what it signed, on the CA token (``audit_head``): checkpoints
+form a chain (sequence number and predecessor hash, both signed), the token holds the newest,
+and a checkpoint is only signed over a database that still holds that checkpoint and its
+event with the same hash; otherwise ``AUDIT_HISTORY_REWRITTEN`` (503) and nothing is signed
+or appended. Verification compares the database with the token's record too, so a rewrite
+or truncation of anything up to the newest checkpoint is found without any CRL copy.
+What is left undetectable: a rewrite or truncation of the at most ``checkpoint_every - 1``
+events after the newest checkpoint (and after the newest CRL the auditor holds), by someone
+who edits the database and the journal; and, in a home from before the token record, the
+events only its legacy (unchained) checkpoints vouch for (reported as ``unanchored_through``).
 """
 
 from __future__ import annotations
