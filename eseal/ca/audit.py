@@ -379,23 +379,12 @@ class AuditLog:
                                 f"checkpoint at event {event_id}")
 
     def _check_chain(self, report: AuditReport, checkpoints: list[AuditCheckpoint]) -> None:
-        """Each chained checkpoint names the one before it (by hash) and the next sequence
-        number; both are signed, so a deleted, inserted or moved checkpoint shows here even
-        when the cadence would not. Checkpoints before the chain existed are legacy: what
-        only they vouch for is reported as unanchored."""
-        before: AuditCheckpoint | None = None
-        for cp in checkpoints:
-            if cp.seq is None:
-                report.unanchored_through = max(report.unanchored_through, cp.event_id)
-            else:
-                expected_seq = (before.seq or 0) + 1 if before is not None else 1
-                expected_prev = row_hash(before) if before is not None else GENESIS
-                if (cp.seq, cp.prev_hash) != (expected_seq, expected_prev):
-                    report.findings.append(AuditFinding(
-                        cp.event_id, "checkpoint_chain",
-                        f"checkpoint #{cp.seq} does not follow the one before it "
-                        f"(expected #{expected_seq})"))
-            before = cp
+        """Chained checkpoints name their predecessor and sequence number (both signed), so a
+        deleted, inserted or moved one shows whatever the cadence says (``audit_head``)."""
+        legacy, breaks = audit_head.chain_breaks(checkpoints)
+        report.unanchored_through = max(report.unanchored_through, legacy)
+        report.findings.extend(AuditFinding(event_id, "checkpoint_chain", detail)
+                               for event_id, detail in breaks)
 
     def _check_token_head(self, report: AuditReport, session: Session,
                           checkpoints: list[AuditCheckpoint]) -> None:

@@ -149,3 +149,21 @@ def anchor(session: Session, state: HeadState | None) -> HeadRecord | None:
             raise rewritten(reason, f"检查点 #{state.confirmed.seq}（事件 "
                                     f"{state.confirmed.event_id}）缺失或被改动")
     return state.confirmed
+
+
+def chain_breaks(checkpoints: list[AuditCheckpoint]) -> tuple[int, list[tuple[int, str]]]:
+    """Walk the checkpoints in order: the last event only legacy (unchained, pre-token)
+    checkpoints vouch for, and each chained one that does not follow its predecessor."""
+    legacy, breaks = 0, []
+    before: AuditCheckpoint | None = None
+    for cp in checkpoints:
+        if cp.seq is None:
+            legacy = max(legacy, cp.event_id)
+        else:
+            expected_seq = (before.seq or 0) + 1 if before is not None else 1
+            expected_prev = row_hash(before) if before is not None else GENESIS
+            if (cp.seq, cp.prev_hash) != (expected_seq, expected_prev):
+                breaks.append((cp.event_id, f"checkpoint #{cp.seq} does not follow the one "
+                                            f"before it (expected #{expected_seq})"))
+        before = cp
+    return legacy, breaks
