@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import text
 
 from eseal.ca.audit import AuditReport, event_hash
+from eseal.ca.audit_head import AuditHistoryRewritten
 from eseal.ca.authority import Authority
 from eseal.ca.status import publish
 from eseal.client import EsealClient
@@ -203,9 +204,11 @@ def test_one_more_uncovered_event_than_the_cadence_allows_is_a_finding(
     auth, _ = logged
     delete_checkpoints_from(auth, 20)
     report = verify(auth)
-    # the CRL's head at 19 still vouches for 1..19: five events after it
-    assert (report.uncovered, [f.problem for f in report.findings]) == (5, ["uncovered"])
-    assert report.findings[0].event_id == 20
+    # the CRL's head at 19 still vouches for 1..19: five events after it; and the CA token
+    # still remembers the checkpoint at 20 that the database lost
+    assert (report.uncovered, [f.problem for f in report.findings]) == (
+        5, ["uncovered", "head_rewritten"])
+    assert report.findings[0].event_id == 20 and report.findings[1].event_id == 20
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
@@ -230,11 +233,13 @@ def test_deleting_checkpoints_after_a_rewrite_is_caught_by_cli_and_http(
 def test_a_relying_partys_crl_catches_a_tail_truncated_back_to_a_checkpoint(
         logged: tuple[Authority, bytes], tmp_path: Path) -> None:
     """Events, checkpoints, journal lines and the CA's own CRLs after event 15 all deleted:
-    nothing in the CA's files shows it (the documented limit), the published CRL does."""
+    the CA files are consistent again, but the CA token remembers the checkpoint at 20 (this
+    was the documented window before the token kept the head); the published CRL shows it too."""
     auth, crl_copy = logged
     truncate_the_tail_but_keep_the_crls(auth)
     delete_stored_crls(auth)
-    assert verify(auth).ok  # the CA's files alone are consistent again: the known window
+    alone = verify(auth)
+    assert [(f.event_id, f.problem) for f in alone.findings] == [(16, "head_rewritten")]
     copy = tmp_path / "copy.crl"
     copy.write_bytes(crl_copy)
     done = cli_verify(auth, copy)
@@ -253,16 +258,19 @@ def test_a_relying_partys_crl_catches_a_rewrite_before_its_head(
                for f in report.findings), report.findings
 
 
-def test_a_later_checkpoint_over_a_rewritten_chain_leaves_a_gap(
+def test_the_service_refuses_to_checkpoint_over_a_rewritten_chain(
         logged: tuple[Authority, bytes]) -> None:
-    """The attacker lets the service sign again (a restart, any CLI command): the new
-    checkpoint covers the rewritten tail, but the checkpoints the cadence demands are gone."""
+    """The attacker lets the service sign again (a restart, any CLI command): the signer now
+    refuses (the token's head no longer matches), so the rewritten tail stays uncovered and
+    the checkpoints the cadence demands stay missing."""
     auth, _ = logged
     rewrite_middle(auth)
-    note(auth, 1)  # event 25: the service's own checkpoint, over the rewritten chain
+    with pytest.raises(AuditHistoryRewritten):
+        note(auth, 1)  # event 25 would carry the service's own checkpoint
+    assert head(auth) == 24  # refused: nothing signed, nothing appended
     report = verify(auth)
-    assert report.uncovered == 0
-    assert [(f.event_id, f.problem) for f in report.findings] == [(6, "checkpoint_gap")]
+    assert report.uncovered == 19
+    assert {"uncovered", "head_rewritten"} <= {f.problem for f in report.findings}
 
 
 @pytest.mark.parametrize("garbage", [b"not a crl", b""])

@@ -16,16 +16,27 @@ CLI command ends with one, so an honest log never has more than ``checkpoint_eve
 uncovered events, and never none at all (``eseal init`` checkpoints its first event); more is
 a finding. Every published CRL also carries the head of the chain (``audit_anchor``), signed
 by a CA key and copied by relying parties: the CA's stored CRLs and any copy an auditor
-brings are checked against the log, and count as coverage. What is left undetectable: a
-rewrite or truncation of at most ``checkpoint_every - 1`` events after the newest checkpoint
-and the newest CRL the auditor holds, by someone who edits the database and the journal and
-deletes the CA's own later CRLs.
+brings are checked against the log, and count as coverage.
+
+Coverage alone did not stop the service from signing a rewritten chain itself: re-insert the
+rewritten rows a few at a time and let ordinary audited events (a refused login) reach the
+cadence. So the signer remembers what it signed, on the CA token (``audit_head``): checkpoints
+form a chain (sequence number and predecessor hash, both signed), the token holds the newest,
+and a checkpoint is only signed over a database that still holds that checkpoint and its
+event with the same hash; otherwise ``AUDIT_HISTORY_REWRITTEN`` (503) and nothing is signed
+or appended. Verification compares the database with the token's record too, so a rewrite
+or truncation of anything up to the newest checkpoint is found without any CRL copy.
+What is left undetectable: a rewrite or truncation of the at most ``checkpoint_every - 1``
+events after the newest checkpoint (and after the newest CRL the auditor holds), by someone
+who edits the database and the journal; and, in a home from before the token record, the
+events only its legacy (unchained) checkpoints vouch for (reported as ``unanchored_through``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,20 +47,24 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
+from eseal.ca import audit_head
 from eseal.ca.audit_anchor import AnchorError, CrlAnchor, read_anchor
+from eseal.ca.audit_head import HeadRecord, HeadState, HeadStore, row_hash
 from eseal.store.models import AuditCheckpoint, AuditEvent, CrlRecord
 
 GENESIS = "0" * 64
+logger = logging.getLogger(__name__)
 _EVENTS = AuditEvent.__table__
 # Built once: plain Core statements with bound parameters skip the ORM's per-call compile
 # and cache-key work, which dominated issuance time when every issuance appends an event.
 _HEAD = select(_EVENTS.c.id, _EVENTS.c.hash).order_by(_EVENTS.c.id.desc()).limit(1)
 _APPEND = insert(_EVENTS)
 CHECKPOINT_LABEL = b"eseal-audit-checkpoint-v1\x00"
+CHAINED_LABEL = b"eseal-audit-checkpoint-v2\x00"  # names its sequence number and predecessor
 
 
 def _canonical(value: Any) -> bytes:
@@ -72,9 +87,13 @@ def event_hash(event_id: int, at: datetime, actor: str, action: str, outcome: st
     return hashlib.sha256(_canonical(body)).hexdigest()
 
 
-def _checkpoint_message(event_id: int, event_hash_: str, at: datetime) -> bytes:
-    return CHECKPOINT_LABEL + _canonical(
-        {"event_id": event_id, "event_hash": event_hash_, "at": at.astimezone(UTC).isoformat()})
+def _checkpoint_message(event_id: int, event_hash_: str, at: datetime,
+                        seq: int | None = None, prev: str | None = None) -> bytes:
+    body: dict[str, Any] = {"event_id": event_id, "event_hash": event_hash_,
+                            "at": at.astimezone(UTC).isoformat()}
+    if seq is None:  # a legacy checkpoint, signed before checkpoints were chained
+        return CHECKPOINT_LABEL + _canonical(body)
+    return CHAINED_LABEL + _canonical({**body, "seq": seq, "prev": prev})
 
 
 def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
@@ -101,6 +120,13 @@ PROBLEMS: dict[str, tuple[str, str]] = {
                        "两个签名检查点的间隔超过检查点间隔，中间的检查点被删除"),
     "bad_anchor": ("a CRL presented as evidence is not a valid CRL of this CA",
                    "作为证据的 CRL 不是本 CA 签发的有效 CRL"),
+    "checkpoint_chain": ("a checkpoint does not follow its predecessor (sequence number or "
+                         "predecessor hash): checkpoints were deleted, reordered or inserted",
+                         "检查点与其前一个检查点不衔接（序号或前驱哈希），检查点被删除、调换或插入"),
+    "head_rewritten": ("the newest checkpoint the CA token recorded is missing from the "
+                       "database or no longer matches its event: the log was truncated or "
+                       "rewritten",
+                       "CA USB-Key 记录的最新检查点在数据库中缺失或与其事件不符：日志被截断或改写"),
 }
 
 
@@ -126,6 +152,8 @@ class AuditReport:
     allowed_uncovered: int = 0  # what the checkpoint cadence allows at the end
     findings: list[AuditFinding] = field(default_factory=list)
     checkpointed: set[int] = field(default_factory=set)  # events a valid checkpoint signs
+    token_head: HeadRecord | None = None  # the newest checkpoint the CA token recorded
+    unanchored_through: int = 0  # events only legacy (unchained) checkpoints vouch for
 
     @property
     def ok(self) -> bool:
@@ -145,6 +173,9 @@ class AuditReport:
             "covered_through": self.covered_through,
             "uncovered": self.uncovered,
             "allowed_uncovered": self.allowed_uncovered,
+            "token_head": ({"seq": self.token_head.seq, "event_id": self.token_head.event_id}
+                           if self.token_head else None),
+            "unanchored_through": self.unanchored_through,
             "first_problem": self.findings[0].describe() if self.findings else None,
             "findings": [{"event_id": f.event_id, "problem": f.problem, "detail": f.detail,
                           "message": PROBLEMS[f.problem][0],
@@ -163,8 +194,10 @@ class AuditLog:
 
     def __init__(self, *, signer: Callable[[bytes], bytes] | None,
                  public_key: ec.EllipticCurvePublicKey | None, checkpoint_every: int,
-                 journal: Path | None, crl_issuers: Iterable[x509.Certificate] = ()) -> None:
+                 journal: Path | None, crl_issuers: Iterable[x509.Certificate] = (),
+                 head: HeadStore | None = None) -> None:
         self._signer = signer
+        self._head = head
         self._public_key = public_key
         self._every = max(1, checkpoint_every)
         self._journal = journal
@@ -202,22 +235,82 @@ class AuditLog:
             return None
         last = session.execute(select(func.max(AuditCheckpoint.event_id))).scalar()
         if last is not None and last >= head[0]:
+            if self._signer is not None and self._head is not None:
+                audit_head.anchor(session, self._head.read())  # nothing new, but still ours?
             return None
         self._write_checkpoint(session, head[0], head[1])
         return int(head[0])
 
     def _write_checkpoint(self, session: Session, event_id: int, digest: str) -> None:
+        """Sign (event id, hash) as the next link of the checkpoint chain, only if the log
+        still holds what the token says was signed last (``audit_head``); record it on the
+        token as pending now (inside the write lock) and as confirmed once committed."""
         if self._signer is None:
             return
+        state = self._head.read() if self._head is not None else None
+        base = audit_head.anchor(session, state)
+        newest = session.execute(
+            select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)).scalar()
+        if self._head is not None and base is None and newest is not None \
+                and newest.seq is not None:
+            raise audit_head.rewritten(
+                "the CA token has no record of the chained checkpoints the database holds",
+                "数据库中有链式检查点，但 CA USB-Key 上没有相应记录")
+        if base is not None and event_id < base.event_id:
+            raise audit_head.rewritten(
+                f"the head is event {event_id}, behind event {base.event_id} signed before",
+                f"日志末尾为事件 {event_id}，早于此前已签署的事件 {base.event_id}")
+        top = session.execute(select(func.max(AuditCheckpoint.seq))).scalar()
+        seq = int(top or 0) + 1
+        prev = row_hash(newest) if newest is not None else audit_head.GENESIS
         at = clock.now()
-        signature = self._signer(_checkpoint_message(event_id, digest, at))
+        signature = self._signer(_checkpoint_message(event_id, digest, at, seq, prev))
         session.execute(insert(AuditCheckpoint).values(
-            event_id=event_id, event_hash=digest, at=at, signature=signature))
+            event_id=event_id, event_hash=digest, at=at, signature=signature, seq=seq,
+            prev_hash=prev))
+        record = HeadRecord(seq, event_id, digest, audit_head.checkpoint_hash(
+            seq, prev, event_id, digest, at, signature))
+        signed: list[tuple[HeadRecord, str]] = session.info.setdefault("audit_signed", [])
+        if self._head is not None:
+            # pending before the commit; ``confirmed`` only ever names a committed
+            # checkpoint (never one signed earlier in this same transaction)
+            mine = [r for r, _ in signed]
+            confirmed = base if base is not None and base not in mine else (
+                state.confirmed if state is not None else None)
+            self._head.write(HeadState(confirmed=confirmed, pending=record))
+        signed.append((record, json.dumps({
+            "event_id": event_id, "event_hash": digest, "at": at.isoformat(),
+            "signature": signature.hex(), "seq": seq, "prev": prev})))
+        if len(signed) == 1:
+            event.listen(session, "after_commit", self._committed, once=True)
+            event.listen(session, "after_rollback",
+                         lambda sess: sess.info.pop("audit_signed", None), once=True)
+
+    def _committed(self, session: Session) -> None:
+        """After the commit: journal the checkpoints (a rolled-back one never reaches the
+        journal), then confirm the newest on the token in a write transaction of its own so
+        token writers stay serialised. Both are safe to lose: a crash here leaves a journal
+        line missing (reported) or a token record one checkpoint behind (tolerated)."""
+        signed: list[tuple[HeadRecord, str]] = session.info.pop("audit_signed", [])
+        if not signed:
+            return
         if self._journal is not None:
             self._journal.parent.mkdir(parents=True, exist_ok=True)
             with self._journal.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"event_id": event_id, "event_hash": digest,
-                                     "at": at.isoformat(), "signature": signature.hex()}) + "\n")
+                fh.write("".join(line + "\n" for _, line in signed))
+        if self._head is None:
+            return
+        last = signed[-1][0]
+        try:
+            with session.get_bind().connect().execution_options(
+                    eseal_immediate=True) as conn, conn.begin():
+                conn.execute(_HEAD if conn.dialect.name == "sqlite"
+                             else _HEAD.with_for_update())
+                now = self._head.read()
+                if now is not None and now.pending == last:
+                    self._head.write(HeadState(confirmed=last, pending=None))
+        except Exception:  # committed already: a lagging record is safe, so log only
+            logger.exception("could not confirm the audit checkpoint on the CA token")
 
     # -- verifying ------------------------------------------------------------------------
     def verify(self, session: Session, *,
@@ -249,12 +342,15 @@ class AuditLog:
         seen = {(c.event_id, c.event_hash) for c in checkpoints}
         for cp in checkpoints:
             self._check_checkpoint(report, cp.event_id, cp.event_hash, cp.at, cp.signature,
-                                   hashes_by_id, last_id)
+                                   cp.seq, cp.prev_hash, hashes_by_id=hashes_by_id,
+                                   last_id=last_id)
+        self._check_chain(report, checkpoints)
         journal = self._journal_entries()
         in_journal = {(e[0], e[1]) for e in journal}
         for entry in journal:
             if (entry[0], entry[1]) not in seen:
-                self._check_checkpoint(report, *entry, hashes_by_id, last_id)
+                self._check_checkpoint(report, *entry, hashes_by_id=hashes_by_id,
+                                       last_id=last_id)
         if self._journal is not None:
             # both are written by the same call: a checkpoint only the database has means
             # the journal was cut or replaced
@@ -264,20 +360,58 @@ class AuditLog:
                         cp.event_id, "journal_missing", str(self._journal.name)))
         self._check_anchors(report, session, crls, hashes_by_id, last_id)
         self._check_coverage(report, last_id)
+        self._check_token_head(report, session, checkpoints)
         report.findings.sort(key=lambda f: (f.event_id is None, f.event_id or 0))
         return report
 
     def _check_checkpoint(self, report: AuditReport, event_id: int, digest: str, at: datetime,
-                          signature: bytes, hashes_by_id: dict[int, str], last_id: int) -> None:
+                          signature: bytes, seq: int | None = None, prev: str | None = None,
+                          *, hashes_by_id: dict[int, str], last_id: int) -> None:
         if self._public_key is not None:
             try:
-                self._public_key.verify(signature, _checkpoint_message(event_id, digest, at),
+                self._public_key.verify(signature,
+                                        _checkpoint_message(event_id, digest, at, seq, prev),
                                         ec.ECDSA(hashes.SHA256()))
             except InvalidSignature:
                 report.findings.append(AuditFinding(event_id, "bad_checkpoint"))
                 return
         self._check_signed_head(report, event_id, digest, hashes_by_id, last_id,
                                 f"checkpoint at event {event_id}")
+
+    def _check_chain(self, report: AuditReport, checkpoints: list[AuditCheckpoint]) -> None:
+        """Chained checkpoints name their predecessor and sequence number (both signed), so a
+        deleted, inserted or moved one shows whatever the cadence says (``audit_head``)."""
+        legacy, breaks = audit_head.chain_breaks(checkpoints)
+        report.unanchored_through = max(report.unanchored_through, legacy)
+        report.findings.extend(AuditFinding(event_id, "checkpoint_chain", detail)
+                               for event_id, detail in breaks)
+
+    def _check_token_head(self, report: AuditReport, session: Session,
+                          checkpoints: list[AuditCheckpoint]) -> None:
+        """The database must still hold the newest checkpoint the CA token recorded, and
+        its event with that hash: no CRL copy is needed to see a truncation or rewrite."""
+        if self._head is None:
+            return
+        state = self._head.read()
+        record = None
+        if state is not None:
+            record = state.pending if state.pending is not None and audit_head.held(
+                session, state.pending) is None else state.confirmed
+        report.token_head = record
+        if record is None:
+            if any(cp.seq is not None for cp in checkpoints):
+                report.findings.append(AuditFinding(
+                    None, "head_rewritten", "the CA token has no record of the chained "
+                    "checkpoints the database holds"))
+            else:  # a home from before the token record: nothing anchors its checkpoints
+                report.unanchored_through = report.last_event
+            return
+        reason = audit_head.held(session, record)
+        if reason is not None:
+            report.findings.append(AuditFinding(
+                min(record.event_id, report.last_event + 1), "head_rewritten",
+                f"the CA token recorded checkpoint #{record.seq} at event "
+                f"{record.event_id}: {reason}"))
 
     def _check_signed_head(self, report: AuditReport, event_id: int, digest: str,
                            hashes_by_id: dict[int, str], last_id: int, source: str) -> None:
@@ -337,7 +471,7 @@ class AuditLog:
                 f"{report.uncovered} events after event {report.covered_through}, "
                 f"the cadence allows {report.allowed_uncovered}"))
 
-    def _journal_entries(self) -> list[tuple[int, str, datetime, bytes]]:
+    def _journal_entries(self) -> list[tuple[int, str, datetime, bytes, int | None, str | None]]:
         if self._journal is None or not self._journal.exists():
             return []
         entries = []
@@ -346,9 +480,12 @@ class AuditLog:
                 continue
             try:
                 raw = json.loads(line)
+                seq = raw.get("seq")
                 entries.append((int(raw["event_id"]), str(raw["event_hash"]),
                                 datetime.fromisoformat(raw["at"]),
-                                bytes.fromhex(raw["signature"])))
+                                bytes.fromhex(raw["signature"]),
+                                int(seq) if seq is not None else None,
+                                str(raw["prev"]) if seq is not None else None))
             except (ValueError, KeyError, TypeError):
                 continue
         return entries

@@ -14,7 +14,8 @@ log's head at the moment it was signed::
 A relying party ignores a non-critical extension it does not know (RFC 5280 §5.2). An auditor
 who holds any CRL the CA published can check that the log still has that event with that
 hash (``eseal audit verify --crl FILE``); the CA's own stored CRLs are checked every time.
-What this cannot show: events after the newest CRL anyone kept.
+What this cannot show: events after the newest CRL anyone kept (the CA token's record of the
+newest checkpoint, ``audit_head``, covers up to that checkpoint without any copy).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from eseal import clock
 from eseal.ca import identity, profiles
 from eseal.ca.audit import AuditLog
+from eseal.ca.audit_head import TokenHeadStore
 from eseal.ca.csr import load_csr
 from eseal.ca.dates import add_years
 from eseal.ca.oids import ORGANIZATION_IDENTIFIER
@@ -199,7 +200,8 @@ class Authority:
                         checkpoint_every=self.settings.checkpoint_every,
                         journal=self.settings.home / "audit" / "checkpoints.jsonl",
                         crl_issuers=[self._certs[r] for r in ("issuing", "root")
-                                     if r in self._certs])
+                                     if r in self._certs],
+                        head=TokenHeadStore(self.ca_session))
 
     # -- auditing helpers ---------------------------------------------------------------
     @contextmanager
@@ -512,7 +514,8 @@ def init_home(settings: Settings, *, actor: str = "officer:init") -> InitResult:
     audit_log = AuditLog(
         signer=lambda m: keys["audit"].sign(m, ec.ECDSA(hashes.SHA256())),
         public_key=infos["audit"].public_key,  # type: ignore[arg-type]
-        checkpoint_every=settings.checkpoint_every, journal=home / "audit" / "checkpoints.jsonl")
+        checkpoint_every=settings.checkpoint_every, journal=home / "audit" / "checkpoints.jsonl",
+        head=TokenHeadStore(ts))  # creates the token's audit-head record
     with db.write() as s:
         for role, info in infos.items():
             cert = certs.get(role, (None, ""))[0]

@@ -25,8 +25,9 @@ def command() -> None:
                    "audit head it carries must still be in the log. Repeatable.")
 @click.option("--json", "as_json", is_flag=True)
 def verify(home: str | None, crl_files: tuple[Path, ...], as_json: bool) -> None:
-    """Check the chain, the signed checkpoints, the audit head carried by CRLs and how many
-    events at the end nothing signed covers; name the first row that was tampered with."""
+    """Check the chain, the signed checkpoints and their chain, the newest checkpoint the CA
+    token recorded, the audit head carried by CRLs and how many events at the end nothing
+    signed covers; name the first row that was tampered with."""
     crls = [(str(path), _der(path.read_bytes())) for path in crl_files]
     with authority(home, read_only=True) as auth, auth.db.read() as s:
         report = auth.audit.verify(s, crls=crls)
@@ -59,7 +60,8 @@ def _der(data: bytes) -> bytes:
 @command.command("checkpoint")
 @home_option
 def checkpoint(home: str | None) -> None:
-    """Sign the current head of the log with the CA token's audit key."""
+    """Sign the current head of the log with the CA token's audit key (refused with
+    AUDIT_HISTORY_REWRITTEN if the log no longer holds the checkpoint the token recorded)."""
     with authority(home) as auth, auth.db.write() as s:
         event = auth.audit.checkpoint(s)
     click.echo(f"checkpoint at event {event}" if event else "nothing new since last checkpoint")
