@@ -84,7 +84,7 @@ def _identities(auth: Any, n: int) -> list[tuple[bytes, str]]:
 
 def _token_signatures(conf: Path, n: int) -> float:
     """Login signatures/s through ``UsbKey.sign`` (hash on the host, sign on SoftHSM)."""
-    from eseal.ca.login import login_message
+    from eseal.pki.login_message import login_message
     from eseal.token import TokenSession
     from eseal.token.client import UsbKey
     from eseal.token.usbkey import generate_key, provision
@@ -174,7 +174,7 @@ def _client_process(ports: list[int], origin: str, mode: str,
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from eseal.ca.login import login_message
+    from eseal.pki.login_message import login_message
 
     keys = [(serialization.load_der_private_key(k, None), cert) for k, cert in identities]
     selector = selectors.DefaultSelector()

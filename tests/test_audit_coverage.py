@@ -93,7 +93,7 @@ def logged(authority: Authority) -> tuple[Authority, bytes]:
 def served(authority: Authority) -> Iterator[tuple[Authority, EsealClient]]:
     """The same log on a real ``eseal serve``, with an auditor logged in with a USB-Key
     before the log is built (so the login's own events are part of the honest log)."""
-    from eseal.ca.accounts import provision_staff_token
+    from eseal.ra.staff import provision_staff_token
 
     staff = provision_staff_token(authority, label="auditor", name="审计员钱", role="auditor",
                                   actor="officer:test")

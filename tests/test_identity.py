@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from eseal.ca.identity import (
+from eseal.errors import InvalidInput
+from eseal.pki.identity import (
     USCC_ALPHABET,
     USCC_WEIGHTS,
     describe_name_mismatch,
@@ -16,7 +17,6 @@ from eseal.ca.identity import (
     validate_registered_name,
     validate_uscc,
 )
-from eseal.errors import InvalidInput
 
 # Published codes. The first two come from the project brief; the others are the codes of
 # well-known companies as printed in their public filings (Tencent's Shenzhen entity, Huawei

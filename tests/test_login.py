@@ -23,9 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from eseal.ca.login import login_message
 from eseal.client import EsealClient, ServiceError, sign_challenge
 from eseal.errors import EsealError
+from eseal.pki.login_message import login_message
 from eseal.settings import Settings, load_settings
 from eseal.token.client import UsbKey
 from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer, free_port
@@ -110,10 +110,10 @@ def build_world(base: Path, holders: dict[str, tuple[str, str, str]]) -> Iterato
     """Initialise a CA home, register A and B (with contact addresses), provision and enroll
     the holders' tokens (SO PINs kept by the CA), provision an officer and an auditor token,
     and serve it. Yields the world; stops every server afterwards."""
-    from eseal.ca.accounts import provision_staff_token
     from eseal.ca.authority import Authority, init_home
     from eseal.ca.enrollment import enroll_on_token
     from eseal.ca.so_pins import keep_so_pin
+    from eseal.ra.staff import provision_staff_token
     from eseal.store import close_all
     from eseal.token import configure
     from eseal.token.softhsm import write_conf
@@ -604,8 +604,8 @@ def test_every_attempt_is_in_the_history_and_a_new_network_is_flagged_and_notifi
 
 def test_sessions_expire_when_idle_and_at_their_absolute_limit(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eseal.auth.sessions import resolve_session
     from eseal.ca.authority import Authority
-    from eseal.ca.login import resolve_session
 
     monkeypatch.setenv("ESEAL_HOME", str(world.home))
     monkeypatch.setenv("SOFTHSM2_CONF", str(world.home / "softhsm2.conf"))

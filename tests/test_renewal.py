@@ -26,9 +26,10 @@ from eseal.ca.authority import Authority
 from eseal.ca.lifecycle import Renewal, Skipped
 from eseal.cli.cmd_token import LocalRekeyCa, rekey_on_token
 from eseal.errors import EsealError
+from eseal.pki.signature import verify_signature
 from eseal.store.models import AuditEvent, Certificate
 from eseal.token import generate_keypair, list_keys, token_private_key
-from eseal.token.client import UsbKey, verify_signature
+from eseal.token.client import UsbKey
 from eseal.token.pin import PinPolicy, generate_so_pin
 from eseal.token.usbkey import KEY_LABELS, build_csr, provision
 from tests.conftest import USCC_A, USCC_B, make_csr

@@ -24,7 +24,6 @@ from threadkit import in_threads
 
 from eseal import clock
 from eseal.ca.crl import der_tlv
-from eseal.ca.oids import TSA_POLICY
 from eseal.ca.tsa import (
     SerialBlocks,
     TsaProtocolError,
@@ -33,6 +32,7 @@ from eseal.ca.tsa import (
     tsa_serial,
 )
 from eseal.errors import InvalidInput
+from eseal.pki.oids import TSA_POLICY
 from eseal.settings import Settings
 
 NOW = clock.now().replace(microsecond=0)  # openssl and pyHanko validate against their clocks

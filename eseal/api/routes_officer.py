@@ -83,8 +83,8 @@ class ReasonIn(Strict):
 @router.post("/enterprises/{uscc}/revoke-all",
              summary="Revoke every certificate of an enterprise not revoked yet")
 def revoke_all(uscc: str, body: ReasonIn, principal: Officer, auth: Auth) -> dict[str, Any]:
+    from eseal.auth.sessions import end_sessions_for_certificate
     from eseal.ca import lifecycle
-    from eseal.ca.login import end_sessions_for_certificate
 
     changed = lifecycle.revoke_all(auth, uscc, reason=body.reason, actor=principal.actor)
     _end_sessions(auth, [c.serial for c in changed], "certificate_revoked",
@@ -102,7 +102,7 @@ class OfficerCodeIn(Strict):
 
 @router.post("/enrollment-codes", summary="A single-use enrollment code for any role")
 def enrollment_code(body: OfficerCodeIn, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca.accounts import create_enrollment_code
+    from eseal.ra.enrollment_codes import create_enrollment_code
 
     return create_enrollment_code(auth, role=body.role, holder=body.holder, uscc=body.uscc,
                                   actor=principal.actor).to_dict()
@@ -183,8 +183,8 @@ def _end_sessions(auth: Authority, serials: list[str], reason: str, end: Any) ->
 @router.post("/certificates/{serial}/freeze",
              summary="Freeze (certificateHold): fails at once, ends its sessions")
 def freeze(serial: str, principal: Officer, auth: Auth) -> dict[str, Any]:
+    from eseal.auth.sessions import end_sessions_for_certificate
     from eseal.ca import lifecycle
-    from eseal.ca.login import end_sessions_for_certificate
 
     change = lifecycle.freeze(auth, serial, actor=principal.actor)
     _end_sessions(auth, [change.serial], "certificate_frozen", end_sessions_for_certificate)
@@ -207,8 +207,8 @@ class RevokeIn(Strict):
 @router.post("/certificates/{serial}/revoke",
              summary="Revoke: effective at once, CRLs re-issued, its sessions end")
 def revoke(serial: str, body: RevokeIn, principal: Officer, auth: Auth) -> dict[str, Any]:
+    from eseal.auth.sessions import end_sessions_for_certificate
     from eseal.ca import lifecycle
-    from eseal.ca.login import end_sessions_for_certificate
 
     when = body.invalidity_date
     if when is not None and when.tzinfo is None:
@@ -224,7 +224,7 @@ def revoke(serial: str, body: RevokeIn, principal: Officer, auth: Auth) -> dict[
 # --- accounts and logins ----------------------------------------------------------------------
 @router.get("/accounts", summary="Every account (enterprise staff, officers, auditors)")
 def accounts(principal: Officer, auth: Auth) -> list[dict[str, Any]]:
-    from eseal.ca.accounts import list_accounts
+    from eseal.auth.accounts import list_accounts
 
     return [a.to_dict() for a in list_accounts(auth, all_accounts=True)]
 
@@ -232,7 +232,7 @@ def accounts(principal: Officer, auth: Auth) -> list[dict[str, Any]]:
 @router.post("/accounts/{account_id}/unlock", summary="Lift a lockout")
 def unlock(account_id: RowId, principal: Officer,
            auth: Auth) -> dict[str, Any]:
-    from eseal.ca.accounts import unlock_account
+    from eseal.auth.lockout import unlock_account
 
     return unlock_account(auth, account_id, actor=principal.actor).to_dict()
 
@@ -243,7 +243,7 @@ def logins(principal: Officer, auth: Auth,
            before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
            account_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
            ) -> list[dict[str, Any]]:
-    from eseal.ca.accounts import login_history
+    from eseal.auth.accounts import login_history
 
     return login_history(auth, all_enterprises=True, account_id=account_id, limit=limit,
                          before_id=before_id)

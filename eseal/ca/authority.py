@@ -27,13 +27,14 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca import identity, profiles
+from eseal.ca import profiles
 from eseal.ca.audit import AuditLog
-from eseal.ca.csr import load_csr
-from eseal.ca.dates import add_years
-from eseal.ca.oids import ORGANIZATION_IDENTIFIER
-from eseal.ca.serials import normalize_serial, serial_hex
 from eseal.errors import ConfigError, Conflict, EsealError, InvalidInput, NotFound
+from eseal.pki import identity
+from eseal.pki.csr import load_csr
+from eseal.pki.dates import add_years
+from eseal.pki.oids import ORGANIZATION_IDENTIFIER
+from eseal.pki.serials import normalize_serial, serial_hex
 from eseal.settings import Settings
 from eseal.store import Database, open_database
 from eseal.store.models import CaKey, Certificate, Enterprise

@@ -22,9 +22,9 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from eseal import clock
-from eseal.ca import identity
-from eseal.ca.oids import ORGANIZATION_IDENTIFIER
 from eseal.errors import Conflict, EsealError, InvalidInput, TokenError
+from eseal.pki import identity
+from eseal.pki.oids import ORGANIZATION_IDENTIFIER
 from eseal.store.models import TokenRecord
 from eseal.token import KeySpec, TokenSession, find_token
 from eseal.token.keys import KeyInfo

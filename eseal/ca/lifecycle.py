@@ -48,14 +48,15 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca import identity, profiles
+from eseal.ca import profiles
 from eseal.ca.authority import ENTERPRISE_PROFILES, Authority, Issued, spki_sha256
 from eseal.ca.crl import reason_code
-from eseal.ca.csr import load_csr
-from eseal.ca.dates import add_years
-from eseal.ca.serials import normalize_serial
 from eseal.ca.status import HOLD, publish_crls
 from eseal.errors import Conflict, EsealError, InvalidInput, NotFound
+from eseal.pki import identity
+from eseal.pki.csr import load_csr
+from eseal.pki.dates import add_years
+from eseal.pki.serials import normalize_serial
 from eseal.settings import Settings
 from eseal.store.models import Certificate, Enterprise, FreezeWindow
 

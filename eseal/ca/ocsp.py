@@ -37,7 +37,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from eseal.ca.crl import (
+from eseal.ca.crl import reason_code
+from eseal.errors import InvalidInput
+from eseal.pki.der import (
     DerError,
     der_generalized_time,
     der_length,
@@ -45,11 +47,9 @@ from eseal.ca.crl import (
     der_tlv,
     issuer_name_der,
     public_key_bits,
-    reason_code,
     signature_algorithm_for,
     utc,
 )
-from eseal.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 

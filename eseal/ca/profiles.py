@@ -23,7 +23,7 @@ Choices worth knowing (each is pinned by a test against an independent tool):
 * Subjects of enterprise certificates follow ETSI EN 319 412-3 for legal persons:
   ``C=CN, O=<registered name>, organizationIdentifier=NTRCN-<USCC>, CN=...``; the seal's CN
   is the registered name itself. Names are copied byte for byte (UTF8String), never
-  normalised (see ``eseal.ca.identity``).
+  normalised (see ``eseal.pki.identity``).
 * Signatures use SHA-384 when the issuer key is P-384 (the root), SHA-256 otherwise, and are
   made through ``builder.sign(issuer_key, ...)`` so the issuer key may be a token key.
 """
@@ -48,14 +48,15 @@ from cryptography.x509.oid import (
     NameOID,
 )
 
-from eseal.ca import oids
-from eseal.ca.dates import add_years
-from eseal.ca.identity import (
+from eseal.errors import ConfigError, InvalidInput
+from eseal.pki import oids
+from eseal.pki.dates import add_years
+from eseal.pki.identity import (
     organization_identifier,
     validate_person_name,
     validate_registered_name,
 )
-from eseal.errors import ConfigError, InvalidInput
+from eseal.pki.oids import profile_of
 
 SubjectKind = Literal["ca", "officer", "enterprise-person", "enterprise-seal"]
 Pointers = Literal["none", "issuer-only", "ca", "full"]
@@ -406,19 +407,6 @@ def build_certificate(profile: str, *, subject: x509.Name, public_key: Any,
     for ext, critical in exts:
         builder = builder.add_extension(ext, critical=critical)
     return builder.sign(issuer_key, _signature_hash(issuer_public))
-
-
-def profile_of(cert: x509.Certificate) -> str | None:
-    """The eseal profile a certificate was issued under, read from its policy OID."""
-    try:
-        policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
-    except x509.ExtensionNotFound:
-        return None
-    for info in policies:
-        found = oids.PROFILE_BY_POLICY.get(info.policy_identifier.dotted_string)
-        if found is not None:
-            return found
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ from eseal.ca.audit import chain_head
 from eseal.ca.audit_anchor import audit_head_extension
 from eseal.ca.crl import RevokedEntry, build_crl
 from eseal.ca.ocsp import CertStatus
-from eseal.ca.serials import normalize_serial, serial_hex
 from eseal.errors import InvalidInput
+from eseal.pki.serials import normalize_serial, serial_hex
 from eseal.store.models import Certificate, CrlRecord, FreezeWindow, StatusCounter
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ token key in production), the chain to hand out, the policy, a serial the caller
 unique, and the time; it returns DER and never raises for protocol problems — those become
 a ``rejection`` status with the RFC 3161 failInfo bit (sent with HTTP 200 by the API).
 
-What the token says (TSTInfo): version 1, our policy (``eseal.ca.oids.TSA_POLICY`` unless
+What the token says (TSTInfo): version 1, our policy (``eseal.pki.oids.TSA_POLICY`` unless
 the caller configures another; a request naming a different one is ``unacceptedPolicy``),
 the messageImprint byte for byte as sent, the serial, genTime in whole seconds, accuracy,
 the nonce echoed, and the TSA's name. It is wrapped in CMS SignedData (eContentType
@@ -51,7 +51,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from eseal.ca.crl import (
+from eseal.errors import InvalidInput
+from eseal.pki.der import (
     DerError,
     der_generalized_time,
     der_integer,
@@ -60,8 +61,7 @@ from eseal.ca.crl import (
     der_tlv,
     oid_dotted,
 )
-from eseal.ca.oids import TSA_POLICY
-from eseal.errors import InvalidInput
+from eseal.pki.oids import TSA_POLICY
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ def enroll_code(home: str | None, uscc: str | None, role: str, holder: str,
         if label is not None:
             raise InvalidInput("TOKEN_NEEDS_SERVER", "--token is for --server requests",
                                "--token 仅用于 --server 请求", field="token")
-        from eseal.ca.accounts import create_enrollment_code
+        from eseal.ra.enrollment_codes import create_enrollment_code
 
         with authority(home) as auth:
             result = create_enrollment_code(auth, role=role, holder=holder, uscc=uscc,

@@ -259,7 +259,7 @@ def seal_image_for(certificate: x509.Certificate, *, title: str | None = None,
     """The seal drawn from the certificate's registered name (O) and credit code."""
     from cryptography.x509.oid import NameOID
 
-    from eseal.ca.oids import ORGANIZATION_IDENTIFIER
+    from eseal.pki.oids import ORGANIZATION_IDENTIFIER
     from eseal.signing.seal_image import SealSpec, render_seal
 
     names = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
@@ -282,7 +282,7 @@ def seal_with_usbkey(pdf: bytes, *, usbkey: UsbKey, options: SealOptions, server
     import httpx
     from cryptography.x509.oid import NameOID
 
-    from eseal.ca.oids import ORGANIZATION_IDENTIFIER
+    from eseal.pki.oids import ORGANIZATION_IDENTIFIER
     from eseal.signing.sign import seal_pdf
 
     _check_server(server)

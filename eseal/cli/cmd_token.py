@@ -282,7 +282,7 @@ def refresh_cmd(home: str | None, module: str | None, label: str, actor: str | N
 @json_option
 def status_cmd(home: str | None, module: str | None, label: str, as_json: bool) -> None:
     """The token, its keys and certificates, tries left and whether it is locked (no PIN)."""
-    from eseal.ca.profiles import profile_of
+    from eseal.pki.oids import profile_of
     from eseal.token.usbkey import status
 
     settings = _settings(home, module)

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from eseal.ca.oids import ORGANIZATION_IDENTIFIER, POLICY_ENTERPRISE_SEAL, PROFILE_BY_POLICY
+from eseal.pki.oids import ORGANIZATION_IDENTIFIER, POLICY_ENTERPRISE_SEAL, PROFILE_BY_POLICY
 from eseal.signing.report import SignerIdentity
 
 __all__ = ["describe", "has_non_repudiation", "identity", "profile", "to_asn1", "to_crypto"]
