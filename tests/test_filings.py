@@ -410,14 +410,14 @@ def test_upload_limit_is_enforced_while_the_body_streams(desk: Desk) -> None:
 
 def test_only_the_enterprises_current_unfrozen_seal_certificate_is_accepted(
         desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
-    from eseal.ca import lifecycle
+    from eseal.ra import renewal, revocation
 
     fid, draft = desk.new_draft("chen")
     sealed = desk.seal("chen", draft)
     with UsbKey.open("chen", PINS["chen"]) as usbkey:
         serial = format(usbkey.certificate("seal").serial_number, "x")
     with Authority.open(desk.settings) as auth:
-        lifecycle.freeze(auth, serial, actor=ACTOR)
+        revocation.freeze(auth, serial, actor=ACTOR)
     frozen = desk.post("chen", f"/filings/{fid}/seal", sealed)
     assert (frozen.status_code, frozen.json()["code"]) == (409, "SEAL_CERT_REVOKED")
     assert frozen.json()["details"]["status"] == "hold"
@@ -427,7 +427,7 @@ def test_only_the_enterprises_current_unfrozen_seal_certificate_is_accepted(
     fid2, draft2 = desk.new_draft("chen")
     made_while_frozen = _seal_b_t_without_checks(desk, "chen", draft2)
     with Authority.open(desk.settings) as auth:
-        lifecycle.unfreeze(auth, serial, actor=ACTOR)
+        revocation.unfreeze(auth, serial, actor=ACTOR)
     late = desk.post("chen", f"/filings/{fid2}/seal", made_while_frozen)
     assert (late.status_code, late.json()["code"]) == (409, "SEAL_CERT_FROZEN_AT_SIGNING")
     assert desk.count(FilingDocument, FilingDocument.filing_id == fid2) == 1
@@ -438,9 +438,9 @@ def test_only_the_enterprises_current_unfrozen_seal_certificate_is_accepted(
     with Authority.open(desk.settings) as auth:
         row = auth.certificate_row(serial)
         monkeypatch.setenv("ESEAL_NOW", (row.not_after - timedelta(days=30)).isoformat())
-        renewal = lifecycle.renew_one(auth, serial, actor=ACTOR)
+        renewed_cert = renewal.renew_one(auth, serial, actor=ACTOR)
         monkeypatch.delenv("ESEAL_NOW")
-    assert isinstance(renewal, lifecycle.Renewal)
+    assert isinstance(renewed_cert, renewal.Renewal)
     stale = desk.post("chen", f"/filings/{fid3}/seal", old_cert_seal)
     assert (stale.status_code, stale.json()["code"]) == (409, "SEAL_CERT_NOT_CURRENT")
     assert desk.count(FilingDocument, FilingDocument.filing_id == fid3) == 1

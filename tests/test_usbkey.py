@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 from threadkit import in_threads
 
 from eseal.ca.authority import Authority, Issued
-from eseal.ca.enrollment import enroll_on_token, refresh_token
-from eseal.ca.so_pins import KEK_LABEL, decrypt_so_pin, keep_so_pin, kept_so_pin
 from eseal.errors import Conflict, EsealError, InvalidInput, NotFound, TokenError
 from eseal.pki.signature import verify_signature
+from eseal.ra.enrollment import enroll_on_token, refresh_token
+from eseal.ra.so_pins import KEK_LABEL, decrypt_so_pin, keep_so_pin, kept_so_pin
 from eseal.store.models import AuditEvent, Certificate, TokenRecord
 from eseal.token import TokenSession, delete_objects, find_private_key, lock
 from eseal.token.client import UsbKey, sign_with

@@ -450,14 +450,6 @@ class Authority:
                                           Certificate.status != "revoked")
                 .order_by(Certificate.not_after.desc())).scalars())
 
-    # -- lifecycle (eseal.ca.lifecycle holds the rules) -----------------------------------
-    def revoke(self, serial: str, *, reason: str, actor: str, invalidity_date: Any = None) -> Any:
-        """Revoke a certificate (RFC 5280 reason name); status and CRLs change at once."""
-        from eseal.ca import lifecycle
-
-        return lifecycle.revoke(self, serial, reason=reason, actor=actor,
-                                invalidity_date=invalidity_date)
-
 
 # --- creating a home ----------------------------------------------------------------------
 def _write_secret(path: Path, value: str) -> None:

@@ -3,7 +3,7 @@
 Token commands use the PKCS#11 module and the SoftHSM configuration of the eseal home
 (``ESEAL_HOME``) unless ``--module`` or ``SOFTHSM2_CONF`` say otherwise. ``rekey`` replaces a
 holder's key with a new one on the token (``rekey_on_token``: the client side of
-``eseal.ca.lifecycle.rekey``). PINs come from an
+``eseal.ca.rekey.rekey``). PINs come from an
 option, from lines of stdin (``--pin-stdin``) or from a hidden prompt on a terminal; they are
 never printed or logged. Commands that need the authority (enrolling, refreshing, keeping and
 using SO PINs) open the home's CA; ``status`` and ``change-pin`` work on any token.
@@ -139,7 +139,7 @@ def init_cmd(home: str | None, module: str | None, label: str, pin: str | None,
                   policy=_policy(settings))
         click.echo(f"token {label!r} provisioned; its SO PIN is NOT kept (no CA in this home)")
         return
-    from eseal.ca.so_pins import check_label_free, keep_so_pin
+    from eseal.ra.so_pins import check_label_free, keep_so_pin
 
     officer_pin = so_pin if so_pin is not None else generate_so_pin()
     with authority(settings) as auth:
@@ -213,7 +213,7 @@ def enroll_cmd(home: str | None, module: str | None, label: str, pin: str | None
                            f"缺少 {', '.join(missing)}（或使用 --server 与 --code）",
                            field=missing[0].lstrip("-"))
     assert uscc is not None and role is not None and holder is not None
-    from eseal.ca.enrollment import enroll_on_token
+    from eseal.ra.enrollment import enroll_on_token
 
     settings = _settings(home, module)
     user_pin = _Secrets(pin_stdin).get(pin, prompt="PIN", field="pin")
@@ -260,7 +260,7 @@ def _enroll_remote(home: str | None, module: str | None, label: str, pin: str | 
 def refresh_cmd(home: str | None, module: str | None, label: str, actor: str | None,
                 as_json: bool) -> None:
     """Install the certificates the CA renewed for this token's keys (no PIN needed)."""
-    from eseal.ca.enrollment import refresh_token
+    from eseal.ra.enrollment import refresh_token
 
     settings = _settings(home, module)
     with authority(settings) as auth:
@@ -353,7 +353,7 @@ def unblock_cmd(home: str | None, module: str | None, label: str, so_pin: str | 
         unblock(label, so_pin, new, policy=policy, forbidden=forbidden)
         click.echo(f"token {label!r} unblocked with the given SO PIN")
         return
-    from eseal.ca.so_pins import kept_so_pin
+    from eseal.ra.so_pins import kept_so_pin
 
     details = {"so_pin": "given" if so_pin is not None else "kept"}
     with authority(settings) as auth:
@@ -416,19 +416,19 @@ class LocalRekeyCa:
         return x509.load_der_x509_certificate(rows[0].der) if rows else None
 
     def rekey(self, old_serial: str, csr_pem: bytes, proof: bytes) -> x509.Certificate:
-        from eseal.ca import lifecycle
+        from eseal.ra import rekey
 
-        return lifecycle.rekey(self.auth, old_serial, csr_pem, proof, self.actor).certificate
+        return rekey.rekey(self.auth, old_serial, csr_pem, proof, self.actor).certificate
 
     def confirm(self, new_serial: str) -> None:
-        from eseal.ca import lifecycle
+        from eseal.ra import rekey
 
-        lifecycle.confirm_rekey(self.auth, new_serial, self.actor)
+        rekey.confirm_rekey(self.auth, new_serial, self.actor)
 
     def pending(self, serial: str) -> bool:
-        from eseal.ca import lifecycle
+        from eseal.ra import rekey
 
-        return lifecycle.rekey_pending(self.auth, serial)
+        return rekey.rekey_pending(self.auth, serial)
 
 
 def _serial_of(cert: x509.Certificate) -> str:
@@ -447,15 +447,15 @@ def rekey_on_token(usbkey: UsbKey, purpose: str, ca: RekeyCa, *,
     """Replace the login or seal key on an opened (read-write) USB-Key with a new one.
 
     1. generate the new key on the token under the key's label, 2. sign a CSR with it and
-    the re-key proof (``eseal.ca.lifecycle.rekey_digest``) with the old key, 3. have the CA
+    the re-key proof (``eseal.ca.rekey_proof.rekey_digest``) with the old key, 3. have the CA
     certify it, 4. store the new certificate beside the new key and destroy the old key and
     its certificate, 5. tell the CA, which only then supersedes the old certificate. A
     refusal in 2-3 destroys the new key again; a crash anywhere is finished by running the
     command again (two keys under one label, or an unconfirmed new certificate, are
     recognised and settled).
     """
-    from eseal.ca.lifecycle import csr_der, rekey_digest
     from eseal.ca.profiles import key_spec_of
+    from eseal.pki.rekey_proof import csr_der, rekey_digest
     from eseal.token import (
         TokenECPrivateKey,
         delete_objects,

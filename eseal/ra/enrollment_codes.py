@@ -266,7 +266,7 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
         with auth.db.write() as s:
             s.connection().execute(update(_CODES).where(_CODES.c.code_hash == code_hash)
                                    .values(used_at=None))
-        from eseal.ca.enrollment import withdraw
+        from eseal.ra.enrollment import withdraw
 
         withdraw(auth, issued, actor=actor, label=label, cause=exc)  # type: ignore[arg-type]
         raise

@@ -84,8 +84,8 @@ def provision_staff_token(auth: Authority, *, label: str, name: str, role: str =
     an SO PIN kept encrypted by the CA, a login key made on the token and an officer login
     certificate beside it with the CA chain; the account is created. A failure removes the
     token again."""
-    from eseal.ca.enrollment import pin_policy
-    from eseal.ca.so_pins import check_label_free, keep_so_pin
+    from eseal.ra.enrollment import pin_policy
+    from eseal.ra.so_pins import check_label_free, keep_so_pin
     from eseal.token.pin import generate_so_pin
     from eseal.token.softhsm import delete_token
     from eseal.token.usbkey import (
