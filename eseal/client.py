@@ -163,6 +163,7 @@ class EsealClient:
         from cryptography import x509
         from cryptography.x509.oid import NameOID
 
+        from eseal.pki.identity import organization_identifier
         from eseal.pki.oids import ORGANIZATION_IDENTIFIER
         from eseal.token.pin import PinPolicy
         from eseal.token.usbkey import (
@@ -197,7 +198,7 @@ class EsealClient:
                     attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME,
                                                  info["enterprise_name"]),
                               x509.NameAttribute(ORGANIZATION_IDENTIFIER,
-                                                 f"NTRCN-{info['enterprise']}")]
+                                                 organization_identifier(info["enterprise"]))]
                 csrs[purpose] = build_csr(ts, key, x509.Name(attrs)).decode("ascii")
             result = dict(self.request("POST", "/enroll",
                                        json={"code": code, "label": label, "csrs": csrs}))

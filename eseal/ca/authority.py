@@ -350,12 +350,13 @@ class Authority:
                     f"{ent.name!r} ({how})",
                     f"信息不一致：证书请求中的企业名称 {attr.value!r} 与登记名称 {ent.name!r} 不符",
                     field="O", details={"registered": ent.name, "given": attr.value})
+        expected = identity.organization_identifier(ent.uscc)
         for attr in csr.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER):
-            if attr.value != f"NTRCN-{ent.uscc}":
+            if attr.value != expected:
                 raise InvalidInput(
                     "USCC_MISMATCH",
-                    f"CSR organizationIdentifier {attr.value!r} is not NTRCN-{ent.uscc}",
-                    f"信息不一致：证书请求中的机构标识 {attr.value!r} 应为 NTRCN-{ent.uscc}",
+                    f"CSR organizationIdentifier {attr.value!r} is not {expected}",
+                    f"信息不一致：证书请求中的机构标识 {attr.value!r} 应为 {expected}",
                     field="organizationIdentifier")
 
     @staticmethod

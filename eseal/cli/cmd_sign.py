@@ -259,7 +259,7 @@ def seal_image_for(certificate: x509.Certificate, *, title: str | None = None,
     """The seal drawn from the certificate's registered name (O) and credit code."""
     from cryptography.x509.oid import NameOID
 
-    from eseal.pki.oids import ORGANIZATION_IDENTIFIER
+    from eseal.pki.identity import uscc_of_name
     from eseal.signing.seal_image import SealSpec, render_seal
 
     names = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
@@ -267,10 +267,7 @@ def seal_image_for(certificate: x509.Certificate, *, title: str | None = None,
         raise InvalidInput("SEAL_CERT_NO_NAME",
                            "the seal certificate names no enterprise (subject O)",
                            "印章证书中没有企业名称（O）", field="certificate")
-    org_ids = certificate.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)
-    uscc = None
-    if org_ids and str(org_ids[0].value).startswith("NTRCN-"):
-        uscc = str(org_ids[0].value)[len("NTRCN-"):]
+    uscc = uscc_of_name(certificate.subject)
     return render_seal(SealSpec(name=str(names[0].value), uscc=uscc, title=title,
                                 size_px=size_px))
 
@@ -282,7 +279,7 @@ def seal_with_usbkey(pdf: bytes, *, usbkey: UsbKey, options: SealOptions, server
     import httpx
     from cryptography.x509.oid import NameOID
 
-    from eseal.pki.oids import ORGANIZATION_IDENTIFIER
+    from eseal.pki.identity import uscc_of_name
     from eseal.signing.sign import seal_pdf
 
     _check_server(server)
@@ -310,11 +307,10 @@ def seal_with_usbkey(pdf: bytes, *, usbkey: UsbKey, options: SealOptions, server
         if owned:
             http.close()
     org = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    org_id = certificate.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)
     return SealResult(
         sealed=sealed, certificate_serial=format(certificate.serial_number, "x"),
         enterprise=str(org[0].value) if org else None,
-        credit_code=str(org_id[0].value).removeprefix("NTRCN-") if org_id else None,
+        credit_code=uscc_of_name(certificate.subject),
         level=options.level, services=tuple(used))
 
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from cryptography import x509
+
 from eseal.errors import InvalidInput
+from eseal.pki.oids import ORGANIZATION_IDENTIFIER
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_LENGTH = 18
@@ -98,9 +101,30 @@ def validate_uscc(code: str) -> str:
     return code
 
 
+ORGANIZATION_IDENTIFIER_PREFIX = "NTRCN-"  # ETSI EN 319 412-1: national trade register, CN
+
+
 def organization_identifier(uscc: str) -> str:
     """The ETSI EN 319 412-1 ``organizationIdentifier`` value for a Chinese legal person."""
-    return f"NTRCN-{validate_uscc(uscc)}"
+    return f"{ORGANIZATION_IDENTIFIER_PREFIX}{validate_uscc(uscc)}"
+
+
+def uscc_of_organization_identifier(value: str) -> str | None:
+    """The code an ``NTRCN-`` organizationIdentifier names, or None for any other value.
+
+    Not validated: a relying party reads foreign certificates and must report what they say;
+    whoever acts on the code (issuance) validates it. Built and parsed only here, so the
+    prefix cannot be spelled differently in two places.
+    """
+    if not value.startswith(ORGANIZATION_IDENTIFIER_PREFIX):
+        return None
+    return value[len(ORGANIZATION_IDENTIFIER_PREFIX):]
+
+
+def uscc_of_name(name: x509.Name) -> str | None:
+    """The code of a subject's first organizationIdentifier (None without an ``NTRCN-`` one)."""
+    values = name.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)
+    return uscc_of_organization_identifier(str(values[0].value)) if values else None
 
 
 def _validate_name(name: str, field: str, what_en: str, what_zh: str) -> str:
