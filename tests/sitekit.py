@@ -29,7 +29,8 @@ import pytest
 from cryptography import x509
 
 from eseal.ca.authority import Authority, init_home
-from eseal.cli.cmd_sign import build_options, seal_with_usbkey
+from eseal.cli.cmd_sign import build_options
+from eseal.holder.sealing import seal_with_usbkey
 from eseal.ra.enrollment import enroll_on_token
 from eseal.settings import Settings, load_settings
 from eseal.token import configure

@@ -26,7 +26,7 @@ from sqlalchemy import text
 from eseal.ca.audit import AuditReport, event_hash
 from eseal.ca.authority import Authority
 from eseal.ca.status import publish
-from eseal.client import EsealClient
+from eseal.holder.client import EsealClient
 from eseal.settings import Settings, load_settings
 from eseal.token import configure
 from tests.conftest import LiveServer, free_port

@@ -2,7 +2,7 @@
 representative seals it with their USB-Key and uploads it, the service answers a receipt it
 signs with its own TSA key.
 
-Everyone logs in with their USB-Key (``eseal.client``). What the service must refuse — a file
+Everyone logs in with their USB-Key (``eseal.holder.client``). What the service must refuse — a file
 that is not the stored draft plus one seal, a seal by another enterprise or with a frozen or
 renewed-away certificate, an agent sealing, bad or oversized input — is refused with a code,
 audited, and leaves nothing stored. The receipt is checked by ``openssl ts -verify`` as well
@@ -41,9 +41,9 @@ from sqlalchemy import func, select
 
 from eseal.ca.authority import Authority
 from eseal.cli import run
-from eseal.cli.cmd_sign import http_timestamper
-from eseal.client import EsealClient
 from eseal.errors import EsealError
+from eseal.holder.client import EsealClient
+from eseal.holder.sealing import http_timestamper
 from eseal.settings import Settings
 from eseal.signing.receipts import canonical_json, verify_receipt
 from eseal.store import open_database

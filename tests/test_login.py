@@ -23,8 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from eseal.client import EsealClient, ServiceError, sign_challenge
 from eseal.errors import EsealError
+from eseal.holder.client import EsealClient, ServiceError, sign_challenge
 from eseal.pki.login_message import login_message
 from eseal.settings import Settings, load_settings
 from eseal.token.client import UsbKey

@@ -33,7 +33,6 @@ from eseal.ca.profiles import (
     SubjectInfo,
     add_years,
     build_certificate,
-    check_key_policy,
     lint_certificate,
     random_serial,
     subject_name,
@@ -41,6 +40,7 @@ from eseal.ca.profiles import (
 )
 from eseal.errors import InvalidInput
 from eseal.pki import oids
+from eseal.pki.key_policy import check_key_policy
 from eseal.pki.oids import profile_of
 from eseal.settings import Settings
 from eseal.token import TokenSession, generate_keypair, private_key_for

@@ -23,8 +23,9 @@ from sqlalchemy import func, select
 
 from eseal.ca import status
 from eseal.ca.authority import Authority
-from eseal.cli.cmd_token import LocalRekeyCa, rekey_on_token
+from eseal.cli.cmd_token import LocalRekeyCa
 from eseal.errors import EsealError
+from eseal.holder.rekey import rekey_on_token
 from eseal.pki import rekey_proof
 from eseal.pki.signature import verify_signature
 from eseal.ra import rekey, renewal, revocation

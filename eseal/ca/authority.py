@@ -33,6 +33,7 @@ from eseal.errors import ConfigError, Conflict, EsealError, InvalidInput, NotFou
 from eseal.pki import identity
 from eseal.pki.csr import load_csr
 from eseal.pki.dates import add_years
+from eseal.pki.key_policy import check_key_policy
 from eseal.pki.oids import ORGANIZATION_IDENTIFIER
 from eseal.pki.serials import normalize_serial, serial_hex
 from eseal.settings import Settings
@@ -301,7 +302,7 @@ class Authority:
                                    f"未知证书模板 {profile!r}（login 或 seal）", field="profile")
             identity.validate_uscc(uscc)
             csr = load_csr(csr_pem)
-            profiles.check_key_policy(csr.public_key())
+            check_key_policy(csr.public_key())
             return csr, identity.validate_person_name(holder, "holder")
 
         csr, holder_name = self.refusing(validate, actor=actor, action="cert.issue",

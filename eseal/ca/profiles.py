@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
@@ -56,6 +56,7 @@ from eseal.pki.identity import (
     validate_person_name,
     validate_registered_name,
 )
+from eseal.pki.key_policy import key_spec_of
 from eseal.pki.oids import profile_of
 
 SubjectKind = Literal["ca", "officer", "enterprise-person", "enterprise-seal"]
@@ -65,8 +66,6 @@ Pointers = Literal["none", "issuer-only", "ca", "full"]
 UB_COMMON_NAME = 64
 UB_ORGANIZATION_NAME = 64
 
-RSA_MIN_BITS = 2048
-ALLOWED_CURVES = {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}
 
 _KEY_USAGE_FLAGS = ("digital_signature", "content_commitment", "key_encipherment",
                     "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
@@ -213,41 +212,6 @@ def subject_name(profile: str, info: SubjectInfo) -> x509.Name:
 
 # ---------------------------------------------------------------------------------------------
 # keys, serials, validity
-
-def check_key_policy(public_key: Any) -> None:
-    """Refuse subject keys eseal will not certify: RSA below 2048 bits, curves other than
-    P-256/P-384, and every other key type (Ed25519, DSA, ...)."""
-    if isinstance(public_key, rsa.RSAPublicKey):
-        if public_key.key_size < RSA_MIN_BITS:
-            raise InvalidInput(
-                "KEY_TOO_WEAK",
-                f"RSA keys must have at least {RSA_MIN_BITS} bits, this one has "
-                f"{public_key.key_size}",
-                f"RSA 密钥至少需要 {RSA_MIN_BITS} 位，当前为 {public_key.key_size} 位",
-                field="public_key", details={"key_size": public_key.key_size})
-        return
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.name not in ALLOWED_CURVES:
-            raise InvalidInput(
-                "KEY_CURVE_UNSUPPORTED",
-                f"elliptic curve {public_key.curve.name} is not supported (only P-256 and P-384)",
-                f"不支持椭圆曲线 {public_key.curve.name}（仅支持 P-256 与 P-384）",
-                field="public_key", details={"curve": public_key.curve.name})
-        return
-    raise InvalidInput("KEY_TYPE_UNSUPPORTED",
-                       f"key type {type(public_key).__name__} is not supported (EC P-256/P-384 or "
-                       f"RSA of at least {RSA_MIN_BITS} bits)",
-                       "不支持该密钥类型（仅支持 EC P-256/P-384 或至少 2048 位的 RSA）",
-                       field="public_key")
-
-
-def key_spec_of(public_key: Any) -> str:
-    """``ec-p256``, ``ec-p384`` or ``rsa-<bits>`` for an allowed key (after the key policy)."""
-    check_key_policy(public_key)
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return ALLOWED_CURVES[public_key.curve.name]
-    return f"rsa-{public_key.key_size}"
-
 
 def random_serial() -> int:
     """A fresh positive serial with 128 random bits.

@@ -88,7 +88,7 @@ def enroll_code(home: str | None, uscc: str | None, role: str, holder: str,
                                field="token")
         from eseal.ca.authority import configure_tokens
         from eseal.cli.common import read_secret, settings_for
-        from eseal.client import EsealClient
+        from eseal.holder.client import EsealClient
 
         configure_tokens(settings_for(home))
         secret = read_secret(pin, pin_stdin, "PIN")

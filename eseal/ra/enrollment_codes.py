@@ -187,8 +187,8 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
     taken with one atomic UPDATE (two redemptions racing: one wins). A failure after that
     gives the code back and withdraws what was issued.
     """
-    from eseal.ca.profiles import check_key_policy
     from eseal.pki.csr import load_csr
+    from eseal.pki.key_policy import check_key_policy
     from eseal.token.usbkey import check_label
 
     details: dict[str, Any] = {"label": label}

@@ -19,11 +19,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca import profiles
 from eseal.ca.authority import Authority, Issued, spki_sha256
 from eseal.ca.status import publish_crls
 from eseal.errors import Conflict, InvalidInput
 from eseal.pki.csr import load_csr
+from eseal.pki.key_policy import check_key_policy
 from eseal.pki.rekey_proof import verify_rekey_proof
 from eseal.pki.serials import normalize_serial
 from eseal.ra.cert_checks import (
@@ -53,7 +53,7 @@ def rekey(auth: Authority, old_serial: str, csr_pem: bytes, proof: bytes,
         details["serial"] = canonical
         csr = load_csr(csr_pem)
         new_public = csr.public_key()
-        profiles.check_key_policy(new_public)
+        check_key_policy(new_public)
         new_spki = spki_sha256(new_public)
         details["new_key"] = new_spki
         with auth.db.read() as s:

@@ -27,7 +27,7 @@ def issue_staff_certificate(auth: Authority, public_key: Any, *, holder: str, la
                             actor: str) -> Issued:
     """An officer-profile login certificate for a CA staff member's token key."""
     from eseal.ca.authority import spki_sha256
-    from eseal.ca.profiles import check_key_policy
+    from eseal.pki.key_policy import check_key_policy
 
     details = {"profile": "officer", "holder": holder, "label": label}
     name = auth.refusing(lambda: identity.validate_person_name(holder, "holder"), actor=actor,
