@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from eseal.errors import EsealError
 from eseal.holder.client import EsealClient, ServiceError, sign_challenge
 from eseal.pki.login_message import login_message
+from eseal.ra.enterprises import register_enterprise
 from eseal.settings import Settings, load_settings
 from eseal.token.client import UsbKey
 from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer, free_port
@@ -133,9 +134,9 @@ def build_world(base: Path, holders: dict[str, tuple[str, str, str]]) -> Iterato
         init_home(settings)
         made: dict[str, Holder] = {}
         with Authority.open(settings) as auth:
-            auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三",
+            register_enterprise(auth, uscc=USCC_A, name=NAME_A, legal_rep="张三",
                                      contact_email=MAIL_A, actor="officer:test")
-            auth.register_enterprise(uscc=USCC_B, name=NAME_B, legal_rep="李四",
+            register_enterprise(auth, uscc=USCC_B, name=NAME_B, legal_rep="李四",
                                      contact_email=MAIL_B, actor="officer:test")
             for label, (name, role, uscc) in holders.items():
                 provision(conf, label, PIN, SO_PIN)

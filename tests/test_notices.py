@@ -26,6 +26,7 @@ from sqlalchemy import select
 from eseal.ca.authority import Authority
 from eseal.errors import EsealError
 from eseal.ra import notices, renewal, revocation
+from eseal.ra.enterprises import register_enterprise
 from eseal.store.models import Outbox
 from tests.conftest import USCC_A, make_csr
 
@@ -75,7 +76,7 @@ def auth(home: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReq
     monkeypatch.setenv("ESEAL_NOW", EPOCH)
     a: Authority = request.getfixturevalue("authority")
     a.settings = a.settings.replace(smtp_port=smtp[0])
-    a.register_enterprise(uscc=USCC_C, name=NAME_C, legal_rep="王五", actor=ACTOR,
+    register_enterprise(a, uscc=USCC_C, name=NAME_C, legal_rep="王五", actor=ACTOR,
                           contact_email=CONTACTS)
     return a
 

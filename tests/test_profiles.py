@@ -34,7 +34,6 @@ from eseal.ca.profiles import (
     add_years,
     build_certificate,
     lint_certificate,
-    random_serial,
     subject_name,
     validity_for,
 )
@@ -42,6 +41,7 @@ from eseal.errors import InvalidInput
 from eseal.pki import oids
 from eseal.pki.key_policy import check_key_policy
 from eseal.pki.oids import profile_of
+from eseal.pki.serials import random_serial
 from eseal.settings import Settings
 from eseal.token import TokenSession, generate_keypair, private_key_for
 from eseal.token.softhsm import init_token

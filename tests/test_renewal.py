@@ -29,6 +29,7 @@ from eseal.holder.rekey import rekey_on_token
 from eseal.pki import rekey_proof
 from eseal.pki.signature import verify_signature
 from eseal.ra import rekey, renewal, revocation
+from eseal.ra.enterprises import deregister_enterprise
 from eseal.ra.renewal import Renewal, Skipped
 from eseal.store.models import AuditEvent, Certificate
 from eseal.token import generate_keypair, list_keys, token_private_key
@@ -193,7 +194,7 @@ def test_renewal_is_cut_at_the_issuing_cas_not_after(auth: Authority,
 def test_deregistered_enterprises_are_refused(auth: Authority,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     serial = issue(auth, USCC_B)
-    auth.deregister_enterprise(USCC_B, actor=ACTOR)
+    deregister_enterprise(auth, USCC_B, actor=ACTOR)
     at(monkeypatch, "2030-12-01T00:00:00Z")
     with pytest.raises(EsealError) as exc:
         renewal.renew_one(auth, serial, actor=ACTOR)
@@ -214,7 +215,7 @@ def test_batch_renewal_of_a_thousand_certificates_and_a_rerun_changes_nothing(
     frozen, revoked, gone = issue(auth), issue(auth), issue(auth, USCC_B)
     revocation.freeze(auth, frozen, actor=ACTOR)
     revocation.revoke(auth, revoked, reason="keyCompromise", actor=ACTOR)
-    auth.deregister_enterprise(USCC_B, actor=ACTOR)
+    deregister_enterprise(auth, USCC_B, actor=ACTOR)
     before = _count(auth)
     at(monkeypatch, "2030-11-15T00:00:00Z")
     todo = renewal.expiring(auth, 90)

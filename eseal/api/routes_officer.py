@@ -22,6 +22,7 @@ from eseal.api.deps import Principal, RowId, get_authority, require_roles
 from eseal.api.routes_enterprise import certificate_dict, enterprise_dict
 from eseal.ca.authority import Authority
 from eseal.errors import InvalidInput
+from eseal.ra.enterprises import deregister_enterprise, register_enterprise
 
 
 def _audited_read(request: Request,
@@ -60,8 +61,8 @@ def enterprises(principal: Officer, auth: Auth) -> list[dict[str, Any]]:
 
 @router.post("/enterprises", summary="Register an enterprise after vetting its licence")
 def register(body: EnterpriseIn, principal: Officer, auth: Auth) -> dict[str, Any]:
-    ent = auth.register_enterprise(uscc=body.uscc, name=body.name, legal_rep=body.legal_rep,
-                                   contact_email=body.contact_email, actor=principal.actor)
+    ent = register_enterprise(auth, uscc=body.uscc, name=body.name, legal_rep=body.legal_rep,
+                              contact_email=body.contact_email, actor=principal.actor)
     return enterprise_dict(ent)
 
 
@@ -73,7 +74,7 @@ def enterprise(uscc: str, principal: Officer, auth: Auth) -> dict[str, Any]:
 @router.post("/enterprises/{uscc}/deregister",
              summary="Mark an enterprise deregistered: nothing new is issued to it")
 def deregister(uscc: str, principal: Officer, auth: Auth) -> dict[str, Any]:
-    auth.deregister_enterprise(uscc, actor=principal.actor)
+    deregister_enterprise(auth, uscc, actor=principal.actor)
     return enterprise_dict(auth.enterprise(uscc))
 
 

@@ -31,7 +31,6 @@ Choices worth knowing (each is pinned by a test against an independent tool):
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -212,19 +211,6 @@ def subject_name(profile: str, info: SubjectInfo) -> x509.Name:
 
 # ---------------------------------------------------------------------------------------------
 # keys, serials, validity
-
-def random_serial() -> int:
-    """A fresh positive serial with 128 random bits.
-
-    RFC 5280 allows at most 20 octets and requires a positive integer. When the top random
-    bit is set, DER prepends a 0x00 octet to keep the INTEGER positive, giving 17 octets: still
-    far inside the limit, so no bit is sacrificed. Zero (probability 2^-128) is redrawn.
-    """
-    while True:
-        serial = secrets.randbits(128)
-        if serial:
-            return serial
-
 
 def validity_for(profile: str, not_before: datetime,
                  issuer_cert: x509.Certificate | None = None) -> tuple[datetime, datetime]:

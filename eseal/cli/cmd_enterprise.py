@@ -20,9 +20,11 @@ def command() -> None:
 @click.option("--email", default=None, help="contact address for expiry notices")
 def add(home: str | None, uscc: str, name: str, legal_rep: str, email: str | None) -> None:
     """Register an enterprise after vetting its licence."""
+    from eseal.ra.enterprises import register_enterprise
+
     with authority(home) as auth:
-        ent = auth.register_enterprise(uscc=uscc, name=name, legal_rep=legal_rep,
-                                       contact_email=email, actor=cli_actor())
+        ent = register_enterprise(auth, uscc=uscc, name=name, legal_rep=legal_rep,
+                                  contact_email=email, actor=cli_actor())
     click.echo(f"registered {ent.uscc} {ent.name}")
 
 
@@ -46,8 +48,10 @@ def list_(home: str | None, as_json: bool) -> None:
 @click.option("--uscc", required=True)
 def deregister(home: str | None, uscc: str) -> None:
     """Mark an enterprise deregistered: nothing new is issued to it."""
+    from eseal.ra.enterprises import deregister_enterprise
+
     with authority(home) as auth:
-        auth.deregister_enterprise(uscc, actor=cli_actor())
+        deregister_enterprise(auth, uscc, actor=cli_actor())
     click.echo(f"deregistered {uscc}")
 
 

@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from eseal.errors import InvalidInput
 from eseal.pki.oids import ORGANIZATION_IDENTIFIER
@@ -296,3 +297,25 @@ def check_holder(role: str, holder: str, legal_rep: str) -> None:
             f"{legal_rep!r} ({how})",
             f"信息不一致：持有人 {holder!r} 与登记的法定代表人 {legal_rep!r} 不符",
             field="holder", details={"registered": legal_rep, "given": holder})
+
+
+def check_subject_matches(subject: x509.Name, *, uscc: str, name: str) -> None:
+    """A requested subject is advisory, but one that contradicts the registered enterprise is
+    refused, naming the field that differs (``O`` or ``organizationIdentifier``)."""
+    for attr in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
+        if attr.value != name:
+            how = name_mismatch(name, str(attr.value)) or "differs"
+            raise InvalidInput(
+                "NAME_MISMATCH",
+                f"CSR organisation name {attr.value!r} does not match the registered name "
+                f"{name!r} ({how})",
+                f"信息不一致：证书请求中的企业名称 {attr.value!r} 与登记名称 {name!r} 不符",
+                field="O", details={"registered": name, "given": attr.value})
+    expected = organization_identifier(uscc)
+    for attr in subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER):
+        if attr.value != expected:
+            raise InvalidInput(
+                "USCC_MISMATCH",
+                f"CSR organizationIdentifier {attr.value!r} is not {expected}",
+                f"信息不一致：证书请求中的机构标识 {attr.value!r} 应为 {expected}",
+                field="organizationIdentifier")

@@ -222,7 +222,7 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
                 ent = auth.enterprise_row(s, info.uscc or "")
                 auth.check_enterprise_active(ent)
                 for csr in loaded.values():
-                    auth.check_csr_subject(csr, ent)
+                    identity.check_subject_matches(csr.subject, uscc=ent.uscc, name=ent.name)
         return info, loaded
 
     info, loaded = auth.refusing(validate, actor=actor, action="enroll_code.redeem",

@@ -22,6 +22,7 @@ from eseal import clock
 from eseal.ca.authority import Authority, Issued, spki_sha256
 from eseal.ca.status import publish_crls
 from eseal.errors import Conflict, InvalidInput
+from eseal.pki import identity
 from eseal.pki.csr import load_csr
 from eseal.pki.key_policy import check_key_policy
 from eseal.pki.rekey_proof import verify_rekey_proof
@@ -74,7 +75,7 @@ def rekey(auth: Authority, old_serial: str, csr_pem: bytes, proof: bytes,
                                    "the CSR asks for the key already certified; a re-key "
                                    "needs a new key (an officer renews the same key)",
                                    "证书请求使用的仍是原密钥，更换密钥须使用新密钥", field="csr")
-            type(auth).check_csr_subject(csr, ent)
+            identity.check_subject_matches(csr.subject, uscc=ent.uscc, name=ent.name)
             auth.check_key_free(s, new_spki, row.profile, renewing=False)
             terms = renewal_terms(not_after=row.not_after, now=clock.now(),
                                   settings=auth.settings,
