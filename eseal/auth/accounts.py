@@ -32,7 +32,7 @@ from sqlalchemy import (
 from eseal import clock
 from eseal.auth.context import AuthContext
 from eseal.errors import InvalidInput, NotFound
-from eseal.store.models import Certificate, EnrollmentCode, Enterprise, Outbox
+from eseal.store.models import Enterprise, Outbox
 from eseal.store.models_login import account_networks, accounts, login_attempts
 
 Role = Literal["agent", "legal_rep", "officer", "auditor"]
@@ -50,14 +50,12 @@ PROFILES_BY_ROLE: dict[str, dict[str, str]] = {
 }
 ENROLLMENT_CODE_HOURS = 72
 
-_CERTS = Certificate.__table__
 _ENTERPRISES = Enterprise.__table__
-_CODES = EnrollmentCode.__table__
 _OUTBOX = Outbox.__table__
 
 # --- prepared statements ------------------------------------------------------------------
 _ACCOUNT_BY_IDENTITY = select(accounts).where(accounts.c.identity == bindparam("identity"))
-_ACCOUNT_BY_ID = select(accounts).where(accounts.c.id == bindparam("account_id"))
+ACCOUNT_BY_ID = select(accounts).where(accounts.c.id == bindparam("account_id"))
 _INSERT_ACCOUNT = insert(accounts)
 _NEW_NETWORK = select(account_networks.c.network).where(
     account_networks.c.account_id == bindparam("account_id"),
@@ -180,7 +178,7 @@ class CertOwner:
 
 
 # --- notices ----------------------------------------------------------------------------------
-def _recipient(auth: AuthContext, owner: CertOwner) -> str:
+def notice_recipient(auth: AuthContext, owner: CertOwner) -> str:
     """Enterprise accounts: the enterprise's contact; staff accounts: the CA's own mailbox."""
     if owner.enterprise_id is None:
         return auth.settings.smtp_sender
@@ -231,7 +229,7 @@ def note_network(auth: AuthContext, conn: Connection, account: Any, owner: CertO
             f"{account.name}（{ROLE_NAMES_ZH.get(account.role, account.role)}）于 "
             f"{now.isoformat()} 首次从网络 {network} 登录 eseal。如非本人操作，请联系管理员冻结"
             "该 USB-Key 的证书。\n")
-    queue_notice(conn, recipient=_recipient(auth, owner), subject=subject, body=body,
+    queue_notice(conn, recipient=notice_recipient(auth, owner), subject=subject, body=body,
                  kind="login_new_network", dedupe_key=f"net:{account.id}:{network}", now=now)
     return True
 

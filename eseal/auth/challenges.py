@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from eseal import clock
-from eseal.auth.login_sql import _from_db, _run, _run_async, _Sql
+from eseal.auth.login_sql import LoginSql, from_db, run_write, run_write_async
 from eseal.auth.refusals import LoginRateLimited
-from eseal.auth.throttle import _wait
+from eseal.auth.throttle import wait_seconds
 from eseal.pki.login_message import LOGIN_DOMAIN, PURPOSE, b64url, login_message, normalize_origin
 
 if TYPE_CHECKING:
@@ -29,11 +29,11 @@ MAX_CHALLENGE_SECONDS = 120
 
 
 
-def _sha256(text: str) -> str:
+def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _time_text(when: datetime) -> str:
+def time_text(when: datetime) -> str:
     return when.isoformat().replace("+00:00", "Z")
 
 
@@ -48,7 +48,7 @@ class Challenge:
 
     def to_dict(self) -> dict[str, Any]:
         return {"nonce": self.nonce, "origin": self.origin, "purpose": self.purpose,
-                "issued_at": self.issued_at, "expires_at": _time_text(self.expires_at),
+                "issued_at": self.issued_at, "expires_at": time_text(self.expires_at),
                 "domain": LOGIN_DOMAIN.rstrip(b"\x00").decode()}
 
 
@@ -89,12 +89,12 @@ class _ChallengePlan:
 
     def job(self, tx: Any) -> int | None:
         """Inside the write transaction: seconds to wait if rate limited, else None."""
-        sql = _Sql(tx.connection())
+        sql = LoginSql(tx.connection())
         row = sql.one(_BLOCKED, key=f"addr:{self.address}")
-        wait = _wait(_from_db(row[0]) if row else None, self.now)
+        wait = wait_seconds(from_db(row[0]) if row else None, self.now)
         if wait is not None:
             return wait
-        sql.run(_INSERT_CHALLENGE, nonce_hash=_sha256(self.nonce), origin=self.origin,
+        sql.run(_INSERT_CHALLENGE, nonce_hash=sha256_hex(self.nonce), origin=self.origin,
                 purpose=PURPOSE, issued_at=self.issued, expires_at=self.expires,
                 address=self.address)
         if secrets.randbelow(1000) == 0:  # old challenges: kept a day for replay detection
@@ -105,19 +105,19 @@ class _ChallengePlan:
         if wait is not None:
             raise LoginRateLimited(wait)
         return Challenge(nonce=self.nonce, origin=self.origin, purpose=PURPOSE,
-                         issued_at=_time_text(self.issued), expires_at=self.expires)
+                         issued_at=time_text(self.issued), expires_at=self.expires)
 
 
 def issue_challenge(auth: AuthContext, *, address: str | None) -> Challenge:
     """A fresh single-use challenge, stored; refused while the address is rate limited."""
     plan = _ChallengePlan.make(auth, address)
-    return plan.finish(_run(auth, plan.job))
+    return plan.finish(run_write(auth, plan.job))
 
 
 async def issue_challenge_async(auth: AuthContext, *, address: str | None) -> Challenge:
     """:func:`issue_challenge` for the event loop."""
     plan = _ChallengePlan.make(auth, address)
-    return plan.finish(await _run_async(auth, plan.job))
+    return plan.finish(await run_write_async(auth, plan.job))
 
 
 _CONSUME = ("UPDATE login_challenges SET used_at = :now WHERE nonce_hash = :nh AND used_at IS NULL"
@@ -143,15 +143,15 @@ class LoginAnswer:
 
 
 
-def _consume(sql: _Sql, answer: LoginAnswer, now: datetime, origin: str) -> str | None:
+def consume_challenge(sql: LoginSql, answer: LoginAnswer, now: datetime, origin: str) -> str | None:
     """Spend the nonce (one atomic UPDATE: once, across processes); the refusal or None."""
-    nonce_hash = _sha256(answer.nonce)
+    nonce_hash = sha256_hex(answer.nonce)
     row = sql.one(_CONSUME, now=now, nh=nonce_hash)
     if row is None:
         known = sql.one(_CHALLENGE_KNOWN, nh=nonce_hash)
         return "CHALLENGE_REPLAYED" if known else "CHALLENGE_UNKNOWN"
     stored_origin, purpose, issued_at, expires_at = row
-    if now >= _from_db(expires_at):  # type: ignore[operator]
+    if now >= from_db(expires_at):  # type: ignore[operator]
         return "CHALLENGE_EXPIRED"
     if answer.origin != stored_origin:  # the key signed our fresh nonce for another site
         return "CHALLENGE_ORIGIN"
@@ -161,6 +161,6 @@ def _consume(sql: _Sql, answer: LoginAnswer, now: datetime, origin: str) -> str 
         return "CHALLENGE_UNKNOWN"
     if answer.purpose != PURPOSE or purpose != PURPOSE:
         return "CHALLENGE_PURPOSE"
-    if answer.issued_at != _time_text(_from_db(issued_at)):  # type: ignore[arg-type]
+    if answer.issued_at != time_text(from_db(issued_at)):  # type: ignore[arg-type]
         return "CHALLENGE_MISMATCH"
     return None

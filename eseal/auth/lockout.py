@@ -20,12 +20,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from eseal.auth.accounts import (
-    _ACCOUNT_BY_ID,
+    ACCOUNT_BY_ID,
     ROLE_NAMES_ZH,
     Account,
     CertOwner,
-    _recipient,
     get_account,
+    notice_recipient,
     queue_notice,
 )
 from eseal.auth.context import AuthContext
@@ -90,7 +90,7 @@ def count_possession_failure(auth: AuthContext, s: Session, account: Any | None,
             f"{account.name}（{ROLE_NAMES_ZH.get(account.role, account.role)}）的 eseal 账户因 "
             f"{threshold} 次使用其 USB-Key 的异常登录（最近一次：{code}）被锁定至 "
             f"{until.isoformat()}，疑似登录被中继或钓鱼。管理员可解除锁定。\n")
-    queue_notice(conn, recipient=_recipient(auth, owner), subject=subject, body=body,
+    queue_notice(conn, recipient=notice_recipient(auth, owner), subject=subject, body=body,
                  kind="account_locked", dedupe_key=f"lock:{account.id}:{until.isoformat()}",
                  now=now)
     auth.audit.append(s, actor="system:login", action="account.lock",
@@ -110,7 +110,7 @@ def unlock_account(auth: AuthContext, account_id: int, *, actor: str) -> Account
     with auth.change(actor=actor, action="account.unlock", target=f"account:{account_id}",
                      details={"account_id": account_id}) as s:
         conn = s.connection()
-        row = conn.execute(_ACCOUNT_BY_ID, {"account_id": account_id}).first()
+        row = conn.execute(ACCOUNT_BY_ID, {"account_id": account_id}).first()
         if row is None:
             raise NotFound("ACCOUNT_NOT_FOUND", f"no account {account_id}",
                            f"找不到账户 {account_id}", field="account_id")

@@ -22,20 +22,20 @@ from typing import TYPE_CHECKING, Any
 from eseal import clock
 from eseal.auth import accounts as acc
 from eseal.auth.accounts import STAFF_ROLES
-from eseal.auth.challenges import LoginAnswer, _consume, _sha256, _time_text, origin_of
+from eseal.auth.challenges import LoginAnswer, consume_challenge, origin_of, sha256_hex, time_text
 from eseal.auth.lockout import count_possession_failure
-from eseal.auth.login_sql import _run, _run_async, _Sql
+from eseal.auth.login_sql import LoginSql, run_write, run_write_async
 from eseal.auth.presented import (
-    _NETWORKS,
-    _Account,
-    _owner,
-    _parse_certificate,
-    _Parsed,
-    _signature_ok,
+    KNOWN_NETWORKS,
+    LoginAccount,
+    ParsedCertificate,
+    login_signature_ok,
+    owner_of,
+    parse_certificate,
 )
 from eseal.auth.refusals import LoginRateLimited, LoginRefused
 from eseal.auth.sessions import session_id_of
-from eseal.auth.throttle import _count_failure, _throttles, _wait
+from eseal.auth.throttle import count_failure, load_throttles, wait_seconds
 from eseal.pki.login_message import b64url, b64url_decode
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class LoginResult:
     def to_dict(self) -> dict[str, Any]:
         return {"session": self.token, "session_id": self.session_id,
                 "account": self.account, "certificate_serial": self.certificate_serial,
-                "expires_at": _time_text(self.expires_at), "idle_minutes": self.idle_minutes,
+                "expires_at": time_text(self.expires_at), "idle_minutes": self.idle_minutes,
                 "new_network": self.new_network}
 
 
@@ -75,7 +75,7 @@ class _Outcome:
     reason: str | None = None
     possession: bool = False
     retry_after: int | None = None
-    account: _Account | None = None
+    account: LoginAccount | None = None
     owner: acc.CertOwner | None = None
     locked_now: bool = False
     challenge_failure: bool = False  # the answer's challenge was refused
@@ -95,14 +95,14 @@ class _VerifyPlan:
     user_agent: str | None
     now: datetime
     network: str | None
-    parsed: _Parsed | None
+    parsed: ParsedCertificate | None
     sig_ok: bool
     malformed: str | None
 
     @classmethod
     def make(cls, auth: AuthContext, answer: LoginAnswer, address: str | None,
              user_agent: str | None) -> _VerifyPlan:
-        parsed: _Parsed | None = None
+        parsed: ParsedCertificate | None = None
         sig_ok = False
         malformed: str | None = None
         try:
@@ -113,25 +113,26 @@ class _VerifyPlan:
             malformed = "ANSWER_MALFORMED"
         if malformed is None:
             try:
-                parsed = _parse_certificate(auth, der)
+                parsed = parse_certificate(auth, der)
             except ValueError:
                 malformed = "CERT_MALFORMED"
         if parsed is not None:
-            sig_ok = _signature_ok(parsed.certificate, signature, message)
+            sig_ok = login_signature_ok(parsed.certificate, signature, message)
         return cls(auth=auth, answer=answer, address=address, user_agent=user_agent,
                    now=clock.now(), network=acc.network_of(address), parsed=parsed,
                    sig_ok=sig_ok, malformed=malformed)
 
     def job(self, tx: Any) -> _Outcome:
         auth, parsed, now = self.auth, self.parsed, self.now
-        sql = _Sql(tx.connection())
+        sql = LoginSql(tx.connection())
         serial = parsed.serial if parsed is not None else None
         out = _Outcome()
         addr_key = f"addr:{self.address}"
         keys = [addr_key] + ([f"cert:{serial}"] if serial else [])
-        states = _throttles(sql, keys)
-        addr_wait = _wait(states[addr_key].blocked_until, now) if addr_key in states else None
-        cert_wait = (_wait(states[keys[-1]].blocked_until, now)
+        states = load_throttles(sql, keys)
+        addr_wait = (wait_seconds(states[addr_key].blocked_until, now)
+                     if addr_key in states else None)
+        cert_wait = (wait_seconds(states[keys[-1]].blocked_until, now)
                      if serial and keys[-1] in states else None)
         if addr_wait is not None:
             out.reason, out.retry_after = "RATE_LIMITED", addr_wait
@@ -141,11 +142,11 @@ class _VerifyPlan:
             else:
                 out.reason = self.malformed or "SIGNATURE_INVALID"
                 for key in keys:
-                    _count_failure(sql, key, states.get(key), now)
+                    count_failure(sql, key, states.get(key), now)
             if parsed is not None and parsed.trusted:
                 # one of our certificates, presented by someone who could not sign with its
                 # key: the holder's enterprise sees the attempt in its history
-                out.owner, out.account = _owner(auth, sql, parsed.serial, now)
+                out.owner, out.account = owner_of(auth, sql, parsed.serial, now)
         else:
             assert parsed is not None
             out.possession = True
@@ -154,12 +155,12 @@ class _VerifyPlan:
             if out.reason is not None and out.account is None:
                 # a valid signature by a key that is not one of our holders' (a certificate
                 # of another CA, say): anyone can do that, so it feeds the address's limit
-                _count_failure(sql, addr_key, states.get(addr_key), now)
+                count_failure(sql, addr_key, states.get(addr_key), now)
             elif out.challenge_failure and not out.counted:
                 # an old answer sent again (replayed, expired, unknown): it proves nothing
                 # about who holds the key now, so it feeds the rate limits, like a forgery
                 for key in keys:
-                    _count_failure(sql, key, states.get(key), now)
+                    count_failure(sql, key, states.get(key), now)
         _record(auth, tx, sql, out, serial=serial, address=self.address, network=self.network,
                 user_agent=self.user_agent, now=now)
         return out
@@ -179,14 +180,14 @@ def verify_login(auth: AuthContext, answer: LoginAnswer, *, address: str | None,
     """Check a signed answer and open a session, or raise ``LoginRefused`` /
     ``LoginRateLimited``. Every attempt is recorded (login history and audit log)."""
     plan = _VerifyPlan.make(auth, answer, address, user_agent)
-    return plan.finish(_run(auth, plan.job))
+    return plan.finish(run_write(auth, plan.job))
 
 
 async def verify_login_async(auth: AuthContext, answer: LoginAnswer, *, address: str | None,
                              user_agent: str | None) -> LoginResult:
     """:func:`verify_login` for the event loop."""
     plan = _VerifyPlan.make(auth, answer, address, user_agent)
-    return plan.finish(await _run_async(auth, plan.job))
+    return plan.finish(await run_write_async(auth, plan.job))
 
 
 _INSERT_SESSION = (
@@ -199,13 +200,13 @@ _NETWORK_KNOWN = ("SELECT 1 FROM account_networks WHERE account_id = :account_id
 _LAST_LOGIN_EVERY = timedelta(minutes=1)
 
 
-def _after_possession(auth: AuthContext, s: Any, sql: _Sql, answer: LoginAnswer,
-                      parsed: _Parsed, out: _Outcome, *, address: str | None,
+def _after_possession(auth: AuthContext, s: Any, sql: LoginSql, answer: LoginAnswer,
+                      parsed: ParsedCertificate, out: _Outcome, *, address: str | None,
                       network: str | None, now: datetime) -> None:
     """The checks after a valid signature, inside the login's write transaction."""
-    owner, account = _owner(auth, sql, parsed.serial, now) if parsed.trusted else (None, None)
+    owner, account = owner_of(auth, sql, parsed.serial, now) if parsed.trusted else (None, None)
     out.owner, out.account = owner, account
-    challenge_problem = _consume(sql, answer, now, origin_of(auth))
+    challenge_problem = consume_challenge(sql, answer, now, origin_of(auth))
     if challenge_problem is not None:
         out.reason, out.challenge_failure = challenge_problem, True
         out.counted, out.locked_now = count_possession_failure(
@@ -216,7 +217,7 @@ def _after_possession(auth: AuthContext, s: Any, sql: _Sql, answer: LoginAnswer,
         return
     assert owner is not None and account is not None
     token = b64url(secrets.token_bytes(32))
-    token_hash = _sha256(token)
+    token_hash = sha256_hex(token)
     session_id = session_id_of(token_hash)
     expires = now + timedelta(hours=auth.settings.session_absolute_hours)
     sql.run(_INSERT_SESSION, token_hash=token_hash, account_id=account.id,
@@ -226,10 +227,10 @@ def _after_possession(auth: AuthContext, s: Any, sql: _Sql, answer: LoginAnswer,
         sql.run(_ACCOUNT_SUCCESS, now=now, id=account.id)
     new_network = False
     seen = (id(auth), account.id, network or "")
-    if network is not None and seen not in _NETWORKS:
+    if network is not None and seen not in KNOWN_NETWORKS:
         if sql.one(_NETWORK_KNOWN, account_id=account.id, network=network) is None:
             new_network = acc.note_network(auth, sql.conn, account, owner, network, now)
-        _NETWORKS.add(seen)
+        KNOWN_NETWORKS.add(seen)
     out.result = LoginResult(
         token=token, session_id=session_id,
         account={"id": account.id, "role": account.role, "name": account.name,
@@ -238,7 +239,7 @@ def _after_possession(auth: AuthContext, s: Any, sql: _Sql, answer: LoginAnswer,
         idle_minutes=auth.settings.session_idle_minutes, new_network=new_network)
 
 
-def _refusal(parsed: _Parsed, owner: acc.CertOwner | None, account: _Account | None,
+def _refusal(parsed: ParsedCertificate, owner: acc.CertOwner | None, account: LoginAccount | None,
              now: datetime) -> str | None:
     """What, after the challenge, still stops this certificate from logging in now."""
     if owner is None:
@@ -271,7 +272,7 @@ _INSERT_ATTEMPT = (
     " :possession, :new_network, :session_id)")
 
 
-def _record(auth: AuthContext, s: Any, sql: _Sql, out: _Outcome, *, serial: str | None,
+def _record(auth: AuthContext, s: Any, sql: LoginSql, out: _Outcome, *, serial: str | None,
             address: str | None, network: str | None, user_agent: str | None,
             now: datetime) -> None:
     """The attempt in the login history and the audit log, in the login's transaction."""

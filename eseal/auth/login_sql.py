@@ -47,7 +47,7 @@ def _to_db(value: Any, sqlite: bool) -> Any:
     return value
 
 
-def _from_db(value: Any) -> datetime | None:
+def from_db(value: Any) -> datetime | None:
     """A stored time as an aware UTC datetime (SQLite hands back text)."""
     if value is None:
         return None
@@ -56,7 +56,7 @@ def _from_db(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class _Sql:
+class LoginSql:
     """Plain SQL on one connection (inside the caller's transaction, if any)."""
 
     def __init__(self, conn: Connection) -> None:
@@ -149,7 +149,7 @@ def _write(auth: AuthContext) -> Iterator[Any]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _run(auth: AuthContext, job: Callable[[Any], T]) -> T:
+def run_write(auth: AuthContext, job: Callable[[Any], T]) -> T:
     """Run a write job in its own transaction (any thread)."""
     with _write(auth) as tx:
         return job(tx)
@@ -231,7 +231,7 @@ _COMMITTERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
                                        dict[int, _GroupCommit]] = weakref.WeakKeyDictionary()
 
 
-async def _run_async(auth: AuthContext, job: Callable[[Any], T]) -> T:
+async def run_write_async(auth: AuthContext, job: Callable[[Any], T]) -> T:
     """Run a write job from the event loop, in this loop's group commit."""
     loop = asyncio.get_running_loop()
     per_loop = _COMMITTERS.setdefault(loop, {})

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from eseal.auth import accounts as acc
-from eseal.auth.login_sql import _from_db, _Sql
+from eseal.auth.login_sql import LoginSql, from_db
 from eseal.pki.oids import profile_of
 from eseal.pki.serials import serial_hex
 from eseal.pki.signature import verify_signature
@@ -29,23 +29,23 @@ if TYPE_CHECKING:
 
 # --- certificates and accounts -------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Parsed:
+class ParsedCertificate:
     certificate: x509.Certificate
     serial: str
     profile: str | None
     trusted: bool  # directly issued by our issuing CA, which our root issued
 
 
-_PARSED: OrderedDict[tuple[int, bytes], _Parsed] = OrderedDict()
+_PARSED: OrderedDict[tuple[int, bytes], ParsedCertificate] = OrderedDict()
 _PARSED_LOCK = Lock()
 _PARSED_MAX = 20000
 #: certificate serial -> account identity; fixed once the token record names its holder
 _IDENTITIES: dict[tuple[int, str], str] = {}
 #: (account id, network) pairs known to be recorded: no query for a returning holder
-_NETWORKS: set[tuple[int, int, str]] = set()
+KNOWN_NETWORKS: set[tuple[int, int, str]] = set()
 
 
-def _parse_certificate(auth: AuthContext, der: bytes) -> _Parsed:
+def parse_certificate(auth: AuthContext, der: bytes) -> ParsedCertificate:
     """Parse a presented certificate and check its chain to our root (cached per DER)."""
     key = (id(auth), hashlib.sha256(der).digest())
     with _PARSED_LOCK:
@@ -60,7 +60,7 @@ def _parse_certificate(auth: AuthContext, der: bytes) -> _Parsed:
         trusted = True
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         trusted = False
-    parsed = _Parsed(cert, serial_hex(cert.serial_number), profile_of(cert), trusted)
+    parsed = ParsedCertificate(cert, serial_hex(cert.serial_number), profile_of(cert), trusted)
     with _PARSED_LOCK:
         _PARSED[key] = parsed
         while len(_PARSED) > _PARSED_MAX:
@@ -68,7 +68,7 @@ def _parse_certificate(auth: AuthContext, der: bytes) -> _Parsed:
     return parsed
 
 
-def _signature_ok(cert: x509.Certificate, signature: bytes, message: bytes) -> bool:
+def login_signature_ok(cert: x509.Certificate, signature: bytes, message: bytes) -> bool:
     try:
         verify_signature(cert, signature, message)
         return True
@@ -77,7 +77,7 @@ def _signature_ok(cert: x509.Certificate, signature: bytes, message: bytes) -> b
 
 
 @dataclass(frozen=True)
-class _Account:
+class LoginAccount:
     id: int
     role: str
     name: str
@@ -100,8 +100,8 @@ _OWNER = (
     " WHERE c.serial = :serial")
 
 
-def _owner(auth: AuthContext, sql: _Sql, serial: str,
-           now: datetime) -> tuple[acc.CertOwner | None, _Account | None]:
+def owner_of(auth: AuthContext, sql: LoginSql, serial: str,
+           now: datetime) -> tuple[acc.CertOwner | None, LoginAccount | None]:
     """The certificate, its enterprise and its holder's account (created on first use), in
     one query once this process has seen the certificate."""
     cache_key = (id(auth), serial)
@@ -111,7 +111,7 @@ def _owner(auth: AuthContext, sql: _Sql, serial: str,
         return None, None
     role = row[6] if row[6] is not None and row[8] == row[5] else None
     owner = acc.CertOwner(serial=row[0], profile=row[1], status=row[2],
-                          not_before=_from_db(row[3]), not_after=_from_db(row[4]),  # type: ignore[arg-type]
+                          not_before=from_db(row[3]), not_after=from_db(row[4]),  # type: ignore[arg-type]
                           enterprise_id=row[5], enterprise_uscc=row[9], enterprise_status=row[10],
                           contact_email=row[11], role=role,
                           holder=row[7] if role is not None else None)
@@ -126,7 +126,7 @@ def _owner(auth: AuthContext, sql: _Sql, serial: str,
         again = sql.one(_OWNER, identity=wanted, serial=serial)
         assert again is not None and again[12] == account_id
         row = again
-    account = _Account(id=row[12], role=row[13], name=row[14], enterprise_id=row[15],
-                       status=row[16], failures=int(row[17]), locked_until=_from_db(row[18]),
-                       last_login_at=_from_db(row[19]))
+    account = LoginAccount(id=row[12], role=row[13], name=row[14], enterprise_id=row[15],
+                       status=row[16], failures=int(row[17]), locked_until=from_db(row[18]),
+                       last_login_at=from_db(row[19]))
     return owner, account

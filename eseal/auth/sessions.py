@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from eseal import clock
-from eseal.auth.challenges import _sha256
-from eseal.auth.login_sql import _from_db, _run, _Sql
+from eseal.auth.challenges import sha256_hex
+from eseal.auth.login_sql import LoginSql, from_db, run_write
 from eseal.errors import Unauthorized
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def resolve_session(auth: AuthContext, token: str | None) -> SessionView:
         raise _session_error("SESSION_REQUIRED")
     now = clock.now()
     with auth.db.engine.connect() as conn:
-        row = _Sql(conn).one(_SESSION, token_hash=_sha256(token))
+        row = LoginSql(conn).one(_SESSION, token_hash=sha256_hex(token))
         conn.rollback()
     if row is None:
         raise _session_error("SESSION_EXPIRED")
@@ -96,8 +96,8 @@ def resolve_session(auth: AuthContext, token: str | None) -> SessionView:
     if ended_at is not None:
         raise _session_error("SESSION_REVOKED" if end_reason in REVOKING_END_REASONS
                              else "SESSION_EXPIRED")
-    locked = _from_db(locked_until)
-    last_seen = _from_db(last_seen_at)
+    locked = from_db(locked_until)
+    last_seen = from_db(last_seen_at)
     assert last_seen is not None
     dead: str | None = None
     if cert_status == "hold":
@@ -110,36 +110,36 @@ def resolve_session(auth: AuthContext, token: str | None) -> SessionView:
         dead = "account_locked"
     elif enterprise_id is not None and enterprise_status != "active":
         dead = "enterprise_deregistered"
-    elif now >= _from_db(not_after):  # type: ignore[operator]
+    elif now >= from_db(not_after):  # type: ignore[operator]
         dead = "certificate_expired"
-    elif now >= _from_db(absolute):  # type: ignore[operator]
+    elif now >= from_db(absolute):  # type: ignore[operator]
         dead = "expired"
     elif now - last_seen > timedelta(minutes=auth.settings.session_idle_minutes):
         dead = "idle"
     if dead is not None:
-        _run(auth, lambda tx: _Sql(tx.connection()).run(_END, now=now, reason=dead,
+        run_write(auth, lambda tx: LoginSql(tx.connection()).run(_END, now=now, reason=dead,
                                                         token_hash=token_hash))
         raise _session_error("SESSION_REVOKED" if dead in REVOKING_END_REASONS
                              else "SESSION_EXPIRED")
     if now - last_seen > SESSION_TOUCH:
-        _run(auth, lambda tx: _Sql(tx.connection()).run(_TOUCH, now=now,
+        run_write(auth, lambda tx: LoginSql(tx.connection()).run(_TOUCH, now=now,
                                                         token_hash=token_hash))
     return SessionView(session_id=session_id_of(token_hash), account_id=account_id, role=role,
                        name=name, enterprise_id=enterprise_id, enterprise_uscc=uscc,
-                       certificate_serial=serial, created_at=_from_db(created_at),  # type: ignore[arg-type]
-                       expires_at=_from_db(absolute))  # type: ignore[arg-type]
+                       certificate_serial=serial, created_at=from_db(created_at),  # type: ignore[arg-type]
+                       expires_at=from_db(absolute))  # type: ignore[arg-type]
 
 
 def logout(auth: AuthContext, *, session_id: str, actor: str) -> None:
     """End a session (audited)."""
     now = clock.now()
     with auth.change(actor=actor, action="auth.logout", target=f"session:{session_id}") as s:
-        _Sql(s.connection()).run(_END_BY_ID, now=now, reason="logout", sid=session_id,
+        LoginSql(s.connection()).run(_END_BY_ID, now=now, reason="logout", sid=session_id,
                                  sid_end=session_id + "g")
 
 
 def end_sessions_for_certificate(s: Any, serial: str, *, reason: str) -> int:
     """End every open session opened with a certificate (inside the caller's transaction):
     a frozen or revoked certificate takes its sessions with it."""
-    return _Sql(s.connection()).run(_END_FOR_CERT, now=clock.now(), reason=reason,
+    return LoginSql(s.connection()).run(_END_FOR_CERT, now=clock.now(), reason=reason,
                                     serial=serial)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from eseal.auth.login_sql import _from_db, _Sql
+from eseal.auth.login_sql import LoginSql, from_db
 
 if TYPE_CHECKING:
     pass
@@ -42,20 +42,20 @@ _SET_THROTTLE = ("UPDATE login_throttles SET failures = :failures, window_start 
                  "blocked_until = :blocked WHERE key = :key")
 
 
-def _throttles(sql: _Sql, keys: list[str]) -> dict[str, _Throttle]:
+def load_throttles(sql: LoginSql, keys: list[str]) -> dict[str, _Throttle]:
     rows = sql.all(_THROTTLES, a=keys[0], b=keys[-1])
-    return {r[0]: _Throttle(r[0], int(r[1]), _from_db(r[2]), _from_db(r[3]))  # type: ignore[arg-type]
+    return {r[0]: _Throttle(r[0], int(r[1]), from_db(r[2]), from_db(r[3]))  # type: ignore[arg-type]
             for r in rows}
 
 
-def _wait(blocked_until: datetime | None, now: datetime) -> int | None:
+def wait_seconds(blocked_until: datetime | None, now: datetime) -> int | None:
     """Seconds to wait while a key is blocked, else None."""
     if blocked_until is None or blocked_until <= now:
         return None
     return max(1, int((blocked_until - now).total_seconds() + 0.999))
 
 
-def _count_failure(sql: _Sql, key: str, row: _Throttle | None, now: datetime) -> None:
+def count_failure(sql: LoginSql, key: str, row: _Throttle | None, now: datetime) -> None:
     if row is None:
         sql.run(_NEW_THROTTLE, key=key, now=now)
         return

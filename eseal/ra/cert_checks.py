@@ -18,34 +18,25 @@ from eseal.ca.authority import ENTERPRISE_PROFILES
 from eseal.errors import Conflict, InvalidInput, NotFound
 from eseal.store.models import Certificate, Enterprise
 
-_CERTS = Certificate.__table__
+CERTS = Certificate.__table__
 _ENTERPRISES = Enterprise.__table__
 # Prepared once: batch renewal runs these thousands of times (ORM ``get`` cost 40 % of it).
-_CERT_BY_SERIAL = select(_CERTS).where(_CERTS.c.serial == bindparam("serial"))
+_CERT_BY_SERIAL = select(CERTS).where(CERTS.c.serial == bindparam("serial"))
 _ENTERPRISE_BY_ID = select(_ENTERPRISES).where(_ENTERPRISES.c.id == bindparam("id"))
 
 
-def _now() -> datetime:
+def status_now() -> datetime:
     """Status times are whole seconds, as the CRL and OCSP encode them."""
     return clock.now().replace(microsecond=0)
 
 
-def _day(when: datetime) -> str:
+def day_text(when: datetime) -> str:
+    """A time as refusal messages show it."""
     return when.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _now() -> datetime:
-    """Status times are whole seconds, as the CRL and OCSP encode them."""
-    return clock.now().replace(microsecond=0)
-
-
-def _day(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
-
 
 
 # --- checks shared by every operation -------------------------------------------------------
-def _load(s: Session, serial: str) -> Certificate:
+def load_certificate(s: Session, serial: str) -> Certificate:
     """The certificate for changing it (row-locked on PostgreSQL; SQLite's write
     transaction already holds the database lock)."""
     row = s.get(Certificate, serial, with_for_update=True)
@@ -55,7 +46,7 @@ def _load(s: Session, serial: str) -> Certificate:
     return row
 
 
-def _read(s: Session, serial: str) -> Any:
+def read_certificate(s: Session, serial: str) -> Any:
     """The certificate as a plain row (cheap; for checks, not for changing it)."""
     row = s.connection().execute(_CERT_BY_SERIAL, {"serial": serial}).first()
     if row is None:
@@ -64,11 +55,11 @@ def _read(s: Session, serial: str) -> Any:
     return row
 
 
-def _enterprise_of(s: Session, row: Any) -> Any:
+def enterprise_of(s: Session, row: Any) -> Any:
     return s.connection().execute(_ENTERPRISE_BY_ID, {"id": row.enterprise_id}).first()
 
 
-def _check_enterprise_cert(row: Any) -> None:
+def check_enterprise_cert(row: Any) -> None:
     if row.enterprise_id is None or row.profile not in ENTERPRISE_PROFILES:
         raise InvalidInput("CERT_NOT_RENEWABLE",
                            f"certificate {row.serial} is a {row.profile} certificate; only "
@@ -77,7 +68,7 @@ def _check_enterprise_cert(row: Any) -> None:
                            field="serial")
 
 
-def _check_live(row: Any, doing_en: str, doing_zh: str) -> None:
+def check_live(row: Any, doing_en: str, doing_zh: str) -> None:
     if row.status == "revoked":
         raise Conflict("CERT_REVOKED",
                        f"certificate {row.serial} is revoked ({row.revocation_reason}); it "
@@ -91,7 +82,7 @@ def _check_live(row: Any, doing_en: str, doing_zh: str) -> None:
                        f"证书 {row.serial} 已冻结，解冻后才能{doing_zh}", field="serial")
 
 
-def _check_enterprise(ent: Any, row: Any) -> Any:
+def check_cert_enterprise(ent: Any, row: Any) -> Any:
     if ent is None or ent.status != "active":
         uscc = ent.uscc if ent is not None else "?"
         raise Conflict("ENTERPRISE_DEREGISTERED",

@@ -23,8 +23,6 @@ from sqlalchemy import (
 
 from eseal import clock
 from eseal.auth.accounts import (
-    _CODES,
-    _ENTERPRISES,
     ENROLLMENT_CODE_HOURS,
     PROFILES_BY_ROLE,
     ROLE_NAMES_ZH,
@@ -35,10 +33,14 @@ from eseal.auth.accounts import (
 from eseal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from eseal.pki import identity
 from eseal.ra.staff import issue_staff_certificate
-from eseal.store.models import TokenRecord
+from eseal.store.models import EnrollmentCode, Enterprise, TokenRecord
 
 if TYPE_CHECKING:
     from eseal.ca.authority import Authority, Issued
+
+
+_CODES = EnrollmentCode.__table__
+_ENTERPRISES = Enterprise.__table__
 
 
 # --- enrollment codes -------------------------------------------------------------------------

@@ -28,16 +28,16 @@ from eseal.pki.key_policy import check_key_policy
 from eseal.pki.rekey_proof import verify_rekey_proof
 from eseal.pki.serials import normalize_serial
 from eseal.ra.cert_checks import (
-    _check_enterprise,
-    _check_enterprise_cert,
-    _check_live,
-    _enterprise_of,
-    _load,
-    _now,
-    _read,
+    check_cert_enterprise,
+    check_enterprise_cert,
+    check_live,
+    enterprise_of,
+    load_certificate,
+    read_certificate,
+    status_now,
 )
 from eseal.ra.renewal import RenewalTerms, renewal_terms
-from eseal.ra.revocation import _revoke_row
+from eseal.ra.revocation import revoke_row
 from eseal.store.models import Certificate
 
 
@@ -58,16 +58,16 @@ def rekey(auth: Authority, old_serial: str, csr_pem: bytes, proof: bytes,
         new_spki = spki_sha256(new_public)
         details["new_key"] = new_spki
         with auth.db.read() as s:
-            row = _read(s, canonical)
-            _check_enterprise_cert(row)
-            _check_live(row, "re-keyed", "更换密钥")
+            row = read_certificate(s, canonical)
+            check_enterprise_cert(row)
+            check_live(row, "re-keyed", "更换密钥")
             if row.replaced_by:
                 raise Conflict("CERT_SUPERSEDED",
                                f"certificate {canonical} was renewed as {row.replaced_by}; "
                                "re-key the current certificate",
                                f"证书 {canonical} 已续期为 {row.replaced_by}，请对当前证书更换密钥",
                                field="serial", details={"replaced_by": row.replaced_by})
-            ent = _check_enterprise(_enterprise_of(s, row), row)
+            ent = check_cert_enterprise(enterprise_of(s, row), row)
             verify_rekey_proof(x509.load_der_x509_certificate(row.der),
                                csr.public_bytes(serialization.Encoding.DER), proof)
             if new_spki == row.spki_sha256:
@@ -91,13 +91,13 @@ def rekey(auth: Authority, old_serial: str, csr_pem: bytes, proof: bytes,
     details.update({"new_serial": draft.serial, "not_after": terms.not_after.isoformat(),
                     "capped": terms.capped})
     with auth.change(actor=actor, action="cert.rekey", target=row.serial, details=details) as s:
-        current = _read(s, row.serial)
-        _check_live(current, "re-keyed", "更换密钥")
+        current = read_certificate(s, row.serial)
+        check_live(current, "re-keyed", "更换密钥")
         if current.replaced_by:
             raise Conflict("CERT_SUPERSEDED",
                            f"certificate {row.serial} was renewed as {current.replaced_by}",
                            f"证书 {row.serial} 已续期为 {current.replaced_by}", field="serial")
-        _check_enterprise(_enterprise_of(s, current), current)
+        check_cert_enterprise(enterprise_of(s, current), current)
         auth.store(s, draft, renewing=False)
     return draft.issued
 
@@ -144,17 +144,17 @@ def confirm_rekey(auth: Authority, new_serial: str, actor: str) -> list[str]:
                     return []
             except InvalidInput:
                 pass  # refused (and audited) below
-    now = _now()
+    now = status_now()
     changed: list[str] = []
     with auth.change(actor=actor, action="cert.rekey.confirm", target=canonical,
                      details=details) as s:
-        new = _load(s, canonical)
+        new = load_certificate(s, canonical)
         old, rows = _old_key_rows(s, new)
-        _check_live(new, "confirmed", "确认")
+        check_live(new, "confirmed", "确认")
         details["old_serial"] = old.serial
         for row in rows:
             if row.status != "revoked":
-                _revoke_row(s, row, "superseded", None, now)
+                revoke_row(s, row, "superseded", None, now)
             if row.replaced_by is None:
                 row.replaced_by = canonical
             changed.append(row.serial)

@@ -29,19 +29,19 @@ from eseal.errors import Conflict, EsealError, InvalidInput
 from eseal.pki.dates import add_years
 from eseal.pki.serials import normalize_serial
 from eseal.ra.cert_checks import (
-    _CERTS,
-    _check_enterprise,
-    _check_enterprise_cert,
-    _check_live,
-    _day,
-    _enterprise_of,
-    _read,
+    CERTS,
+    check_cert_enterprise,
+    check_enterprise_cert,
+    check_live,
+    day_text,
+    enterprise_of,
+    read_certificate,
 )
 from eseal.settings import Settings
 from eseal.store.models import Certificate
 
-_MARK_RENEWED = (update(_CERTS).where(_CERTS.c.serial == bindparam("old"),
-                                      _CERTS.c.replaced_by.is_(None))
+_MARK_RENEWED = (update(CERTS).where(CERTS.c.serial == bindparam("old"),
+                                      CERTS.c.replaced_by.is_(None))
                  .values(replaced_by=bindparam("new")))
 
 
@@ -74,18 +74,18 @@ def renewal_terms(*, not_after: datetime, now: datetime, settings: Settings,
     what = f"certificate {serial}" if serial else "the certificate"
     if now < opens:
         raise Conflict("RENEWAL_WINDOW_NOT_OPEN",
-                       f"{what} can be renewed from {_day(opens)} "
+                       f"{what} can be renewed from {day_text(opens)} "
                        f"({settings.renewal_window_days} days before it expires)",
-                       f"证书 {serial} 自 {_day(opens)} 起方可续期"
+                       f"证书 {serial} 自 {day_text(opens)} 起方可续期"
                        f"（到期前 {settings.renewal_window_days} 天）",
                        field="serial", details={"opens": opens.isoformat()})
     if now > closes:
         raise Conflict("RENEWAL_GRACE_EXPIRED",
-                       f"{what} expired on {_day(not_after)} and the "
+                       f"{what} expired on {day_text(not_after)} and the "
                        f"{settings.renewal_grace_days}-day grace period ended on "
-                       f"{_day(closes)}: apply for a new certificate",
-                       f"证书 {serial} 已于 {_day(not_after)} 到期，宽限期已于 {_day(closes)} "
-                       "结束，请重新申请证书", field="serial",
+                       f"{day_text(closes)}: apply for a new certificate",
+                       f"证书 {serial} 已于 {day_text(not_after)} 到期，"
+                       f"宽限期已于 {day_text(closes)} 结束，请重新申请证书", field="serial",
                        details={"closed": closes.isoformat()})
     start = now.replace(microsecond=0)
     carried = now <= not_after
@@ -95,11 +95,11 @@ def renewal_terms(*, not_after: datetime, now: datetime, settings: Settings,
         if end > limit:
             raise Conflict("REKEY_REQUIRED",
                            f"the key of {what} was first certified on "
-                           f"{_day(key_certified_at)}; a key is renewed without re-key for at "
-                           f"most {settings.max_key_age_years} years (until {_day(limit)}): "
+                           f"{day_text(key_certified_at)}; a key is renewed without re-key for at "
+                           f"most {settings.max_key_age_years} years (until {day_text(limit)}): "
                            "generate a new key (eseal token rekey)",
                            f"证书 {serial} 的密钥已使用满 {settings.max_key_age_years} 年"
-                           f"（至 {_day(limit)}），请更换密钥（eseal token rekey）",
+                           f"（至 {day_text(limit)}），请更换密钥（eseal token rekey）",
                            field="serial", details={"key_limit": limit.isoformat()})
     capped = end > issuer_not_after
     if capped:
@@ -162,13 +162,13 @@ def renew_one(auth: Authority, serial: str, *, actor: str) -> Renewal | Skipped:
         canonical = normalize_serial(serial)
         details["serial"] = canonical
         with auth.db.read() as s:
-            row = _read(s, canonical)
-            _check_enterprise_cert(row)
+            row = read_certificate(s, canonical)
+            check_enterprise_cert(row)
             if row.status == "revoked" or not row.replaced_by:
-                _check_live(row, "renewed", "续期")
+                check_live(row, "renewed", "续期")
             if row.replaced_by:
                 return row, None, None
-            ent = _check_enterprise(_enterprise_of(s, row), row)
+            ent = check_cert_enterprise(enterprise_of(s, row), row)
             terms = renewal_terms(not_after=row.not_after, now=clock.now(),
                                   settings=auth.settings,
                                   issuer_not_after=auth.certificate("issuing").not_valid_after_utc,
@@ -189,11 +189,11 @@ def renew_one(auth: Authority, serial: str, *, actor: str) -> Renewal | Skipped:
     try:
         with auth.change(actor=actor, action="cert.renew", target=row.serial,
                          details=details) as s:
-            current = _read(s, row.serial)
+            current = read_certificate(s, row.serial)
             if current.replaced_by:
                 raise _LostRace(Skipped(row.serial, f"already renewed as {current.replaced_by}"))
-            _check_live(current, "renewed", "续期")
-            _check_enterprise(_enterprise_of(s, current), current)
+            check_live(current, "renewed", "续期")
+            check_cert_enterprise(enterprise_of(s, current), current)
             auth.store(s, draft, renewing=True)
             marked = s.connection().execute(_MARK_RENEWED, {"old": row.serial,
                                                             "new": draft.serial})

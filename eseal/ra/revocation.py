@@ -27,7 +27,7 @@ from eseal.ca.status import HOLD, publish_crls
 from eseal.errors import Conflict, InvalidInput
 from eseal.pki import identity
 from eseal.pki.serials import normalize_serial
-from eseal.ra.cert_checks import _check_live, _load, _now
+from eseal.ra.cert_checks import check_live, load_certificate, status_now
 from eseal.store.models import Certificate, FreezeWindow
 
 
@@ -100,9 +100,9 @@ def _same_key(s: Session, row: Certificate, now: datetime, *,
 def freeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
     """Put a certificate on hold (certificateHold) and open its freeze window."""
     canonical = _serial(auth, serial, actor=actor, action="cert.freeze")
-    now = _now()
+    now = status_now()
     with auth.change(actor=actor, action="cert.freeze", target=canonical) as s:
-        row = _load(s, canonical)
+        row = load_certificate(s, canonical)
         if row.issuer_role != "issuing":
             raise InvalidInput("CERT_NOT_FREEZABLE",
                                f"certificate {canonical} is a CA certificate; only "
@@ -112,7 +112,7 @@ def freeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
         if row.status == "hold":
             raise Conflict("CERT_ALREADY_FROZEN", f"certificate {canonical} is already frozen",
                            f"证书 {canonical} 已处于冻结状态", field="serial")
-        _check_live(row, "frozen", "冻结")
+        check_live(row, "frozen", "冻结")
         for target in (row, *_same_key(s, row, now, statuses=("good",))):
             target.status, target.revoked_at, target.revocation_reason = "hold", now, HOLD
             _bump(target)
@@ -130,11 +130,11 @@ def unfreeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
     """Lift a hold: the certificate is good again and leaves the next full CRL; its freeze
     window stays recorded."""
     canonical = _serial(auth, serial, actor=actor, action="cert.unfreeze")
-    now = _now()
+    now = status_now()
     with auth.change(actor=actor, action="cert.unfreeze", target=canonical) as s:
-        row = _load(s, canonical)
+        row = load_certificate(s, canonical)
         if row.status == "revoked":
-            _check_live(row, "unfrozen", "解冻")
+            check_live(row, "unfrozen", "解冻")
         if row.status != "hold":
             raise Conflict("CERT_NOT_FROZEN", f"certificate {canonical} is not frozen",
                            f"证书 {canonical} 未被冻结", field="serial")
@@ -151,7 +151,7 @@ def unfreeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
     return view
 
 
-def _revoke_row(s: Session, row: Certificate, reason: str,
+def revoke_row(s: Session, row: Certificate, reason: str,
                 invalidity_date: datetime | None, now: datetime) -> StatusChange:
     if row.profile == "root":
         raise InvalidInput("CERT_NOT_REVOCABLE",
@@ -181,7 +181,7 @@ def revoke(auth: Authority, serial: str, *, reason: str, actor: str,
     details: dict[str, Any] = {"reason": reason}
     if invalidity_date is not None:
         details["invalidity_date"] = str(invalidity_date)
-    now = _now()
+    now = status_now()
 
     def validate() -> tuple[str, datetime | None]:
         canonical = normalize_serial(serial)
@@ -203,11 +203,11 @@ def revoke(auth: Authority, serial: str, *, reason: str, actor: str,
     canonical, when = auth.refusing(validate, actor=actor, action="cert.revoke", target=serial,
                                     details=details)
     with auth.change(actor=actor, action="cert.revoke", target=canonical, details=details) as s:
-        row = _load(s, canonical)
-        view = _revoke_row(s, row, reason, when, now)
+        row = load_certificate(s, canonical)
+        view = revoke_row(s, row, reason, when, now)
         siblings = _same_key(s, row, now, statuses=("good", "hold"))
         for other in siblings:
-            _revoke_row(s, other, reason, when, now)
+            revoke_row(s, other, reason, when, now)
             auth.audit.append(s, actor=actor, action="cert.revoke", target=other.serial,
                               details={"reason": reason, "via": canonical, "why": "same key"})
         details["same_key"] = [other.serial for other in siblings]
@@ -228,7 +228,7 @@ def revoke_all(auth: Authority, uscc: str, *, reason: str, actor: str) -> list[S
 
     code, enterprise_id = auth.refusing(validate, actor=actor, action="cert.revoke_all",
                                         target=uscc, details=details)
-    now = _now()
+    now = status_now()
     changed: list[StatusChange] = []
     with auth.change(actor=actor, action="cert.revoke_all", target=code,
                      details=details) as s:
@@ -236,7 +236,7 @@ def revoke_all(auth: Authority, uscc: str, *, reason: str, actor: str) -> list[S
             Certificate.enterprise_id == enterprise_id, Certificate.status != "revoked")
             .order_by(Certificate.serial)).scalars().all()
         for row in rows:
-            changed.append(_revoke_row(s, row, reason, None, now))
+            changed.append(revoke_row(s, row, reason, None, now))
             auth.audit.append(s, actor=actor, action="cert.revoke", target=row.serial,
                               details={"reason": reason, "via": "cert.revoke_all",
                                        "uscc": code})
