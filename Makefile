@@ -38,6 +38,7 @@ $(VENV_STAMP): pyproject.toml
 
 test: setup
 	@$(PY) -m ruff check eseal tests bench
+	@$(VENV)/bin/lint-imports
 	ESEAL_ENV=test $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 demo: setup
@@ -48,6 +49,7 @@ bench: setup
 
 lint: setup
 	$(PY) -m ruff check eseal tests bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf var/demo .pytest_cache

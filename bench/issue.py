@@ -54,6 +54,7 @@ def _worker(home: str, uscc: str, csrs: list[bytes], start_at: float, out: mp.Qu
 def run(quick: bool = False) -> list[dict]:
     os.environ.setdefault("ESEAL_ENV", "test")
     from eseal.ca.authority import Authority, init_home
+    from eseal.ra.enterprises import register_enterprise
     from eseal.settings import load_settings
 
     n = 500 if quick else 3000
@@ -64,7 +65,7 @@ def run(quick: bool = False) -> list[dict]:
         settings = load_settings(home)
         init_home(settings)
         auth = Authority.open(settings)
-        auth.register_enterprise(uscc=uscc, name="基准测试有限公司", legal_rep="张三",
+        register_enterprise(auth, uscc=uscc, name="基准测试有限公司", legal_rep="张三",
                                  actor="bench")
         csrs = _csrs(n)
         key = auth.key("issuing")

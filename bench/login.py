@@ -84,7 +84,7 @@ def _identities(auth: Any, n: int) -> list[tuple[bytes, str]]:
 
 def _token_signatures(conf: Path, n: int) -> float:
     """Login signatures/s through ``UsbKey.sign`` (hash on the host, sign on SoftHSM)."""
-    from eseal.ca.login import login_message
+    from eseal.pki.login_message import login_message
     from eseal.token import TokenSession
     from eseal.token.client import UsbKey
     from eseal.token.usbkey import generate_key, provision
@@ -174,7 +174,7 @@ def _client_process(ports: list[int], origin: str, mode: str,
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from eseal.ca.login import login_message
+    from eseal.pki.login_message import login_message
 
     keys = [(serialization.load_der_private_key(k, None), cert) for k, cert in identities]
     selector = selectors.DefaultSelector()
@@ -250,6 +250,7 @@ def _round(ports: list[int], origin: str, mode: str, identities: list[tuple[byte
 def run(quick: bool = False) -> list[dict]:
     os.environ.setdefault("ESEAL_ENV", "test")
     from eseal.ca.authority import Authority, init_home
+    from eseal.ra.enterprises import register_enterprise
     from eseal.settings import load_settings
     from eseal.store import close_all
 
@@ -262,7 +263,7 @@ def run(quick: bool = False) -> list[dict]:
         settings = load_settings(home, base_url=origin)
         init_home(settings)
         with Authority.open(settings) as auth:
-            auth.register_enterprise(uscc=USCC, name="基准测试有限公司", legal_rep="张三",
+            register_enterprise(auth, uscc=USCC, name="基准测试有限公司", legal_rep="张三",
                                      actor="bench")
             identities = _identities(auth, n_ids)
         token_rate = _token_signatures(settings.softhsm_conf_path, 300 if quick else 2000)

@@ -73,7 +73,7 @@ def _pki(seal_public_key: Any) -> dict[str, Any]:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import CertificatePoliciesOID, ExtendedKeyUsageOID, NameOID
 
-    from eseal.ca.oids import DOCUMENT_SIGNING, POLICY_ENTERPRISE_SEAL
+    from eseal.pki.oids import DOCUMENT_SIGNING, POLICY_ENTERPRISE_SEAL
 
     now = dt.datetime.now(dt.UTC)
 

@@ -443,13 +443,14 @@ def _eseal_pki(home: Path, n: int) -> tuple[x509.Certificate, list[x509.Certific
     from cryptography.hazmat.primitives import serialization
 
     from eseal.ca.authority import Authority, init_home
+    from eseal.ra.enterprises import register_enterprise
     from eseal.settings import load_settings
 
     settings = load_settings(home)
     init_home(settings)
     uscc = "91350100M000100Y43"
     with Authority.open(settings) as auth:
-        auth.register_enterprise(uscc=uscc, name="基准测试有限公司", legal_rep="张三",
+        register_enterprise(auth, uscc=uscc, name="基准测试有限公司", legal_rep="张三",
                                  actor="bench")
         leaves = []
         for _ in range(n):

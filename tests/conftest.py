@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from eseal.ra.enterprises import register_enterprise
 from eseal.settings import Settings, load_settings
 from eseal.store import close_all
 from eseal.token import configure
@@ -51,8 +52,8 @@ def authority(settings: Settings):  # type: ignore[no-untyped-def]
 
     init_home(settings)
     auth = Authority.open(settings)
-    auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三", actor="officer:test")
-    auth.register_enterprise(uscc=USCC_B, name=NAME_B, legal_rep="李四", actor="officer:test")
+    register_enterprise(auth, uscc=USCC_A, name=NAME_A, legal_rep="张三", actor="officer:test")
+    register_enterprise(auth, uscc=USCC_B, name=NAME_B, legal_rep="李四", actor="officer:test")
     yield auth
     auth.close(checkpoint=False)
 
@@ -136,8 +137,8 @@ def served_home(home: Path) -> Iterator[tuple[Settings, LiveServer]]:
     configure(settings.pkcs11_module, settings.softhsm_conf_path)
     init_home(settings)
     with Authority.open(settings) as auth:
-        auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三", actor="officer:test")
-        auth.register_enterprise(uscc=USCC_B, name=NAME_B, legal_rep="李四", actor="officer:test")
+        register_enterprise(auth, uscc=USCC_A, name=NAME_A, legal_rep="张三", actor="officer:test")
+        register_enterprise(auth, uscc=USCC_B, name=NAME_B, legal_rep="李四", actor="officer:test")
     server = LiveServer(home, port)
     yield load_settings(home), server
     server.stop()

@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from eseal.ca.oids import (
+from eseal.pki.oids import (
     DOCUMENT_SIGNING,
     ORGANIZATION_IDENTIFIER,
     POLICY_ENTERPRISE_LOGIN,

@@ -29,8 +29,10 @@ import pytest
 from cryptography import x509
 
 from eseal.ca.authority import Authority, init_home
-from eseal.ca.enrollment import enroll_on_token
-from eseal.cli.cmd_sign import build_options, seal_with_usbkey
+from eseal.cli.cmd_sign import build_options
+from eseal.holder.sealing import seal_with_usbkey
+from eseal.ra.enrollment import enroll_on_token
+from eseal.ra.enterprises import register_enterprise
 from eseal.settings import Settings, load_settings
 from eseal.token import configure
 from eseal.token import signer as token_signer
@@ -84,7 +86,7 @@ def ca_home(home: Path, *, enterprises: Iterable[tuple[str, str, str]],
                 f.write(toml)
         with Authority.open(settings) as auth:
             for uscc, name, rep in enterprises:
-                auth.register_enterprise(uscc=uscc, name=name, legal_rep=rep, actor=ACTOR)
+                register_enterprise(auth, uscc=uscc, name=name, legal_rep=rep, actor=ACTOR)
             for h in holders:
                 provision(settings.softhsm_conf_path, h.label, h.pin, f"so-{h.pin}-x")
                 enroll_on_token(auth, label=h.label, pin=h.pin, uscc=h.uscc, role=h.role,

@@ -27,7 +27,7 @@ from eseal.ca.audit import AuditReport, event_hash
 from eseal.ca.audit_head import AuditHistoryRewritten
 from eseal.ca.authority import Authority
 from eseal.ca.status import publish
-from eseal.client import EsealClient
+from eseal.holder.client import EsealClient
 from eseal.settings import Settings, load_settings
 from eseal.token import configure
 from tests.conftest import LiveServer, free_port
@@ -94,7 +94,7 @@ def logged(authority: Authority) -> tuple[Authority, bytes]:
 def served(authority: Authority) -> Iterator[tuple[Authority, EsealClient]]:
     """The same log on a real ``eseal serve``, with an auditor logged in with a USB-Key
     before the log is built (so the login's own events are part of the honest log)."""
-    from eseal.ca.accounts import provision_staff_token
+    from eseal.ra.staff import provision_staff_token
 
     staff = provision_staff_token(authority, label="auditor", name="审计员钱", role="auditor",
                                   actor="officer:test")

@@ -2,7 +2,7 @@
 representative seals it with their USB-Key and uploads it, the service answers a receipt it
 signs with its own TSA key.
 
-Everyone logs in with their USB-Key (``eseal.client``). What the service must refuse — a file
+Everyone logs in with their USB-Key (``eseal.holder.client``). What the service must refuse — a file
 that is not the stored draft plus one seal, a seal by another enterprise or with a frozen or
 renewed-away certificate, an agent sealing, bad or oversized input — is refused with a code,
 audited, and leaves nothing stored. The receipt is checked by ``openssl ts -verify`` as well
@@ -41,9 +41,9 @@ from sqlalchemy import func, select
 
 from eseal.ca.authority import Authority
 from eseal.cli import run
-from eseal.cli.cmd_sign import http_timestamper
-from eseal.client import EsealClient
 from eseal.errors import EsealError
+from eseal.holder.client import EsealClient
+from eseal.holder.sealing import http_timestamper
 from eseal.settings import Settings
 from eseal.signing.receipts import canonical_json, verify_receipt
 from eseal.store import open_database
@@ -410,14 +410,14 @@ def test_upload_limit_is_enforced_while_the_body_streams(desk: Desk) -> None:
 
 def test_only_the_enterprises_current_unfrozen_seal_certificate_is_accepted(
         desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
-    from eseal.ca import lifecycle
+    from eseal.ra import renewal, revocation
 
     fid, draft = desk.new_draft("chen")
     sealed = desk.seal("chen", draft)
     with UsbKey.open("chen", PINS["chen"]) as usbkey:
         serial = format(usbkey.certificate("seal").serial_number, "x")
     with Authority.open(desk.settings) as auth:
-        lifecycle.freeze(auth, serial, actor=ACTOR)
+        revocation.freeze(auth, serial, actor=ACTOR)
     frozen = desk.post("chen", f"/filings/{fid}/seal", sealed)
     assert (frozen.status_code, frozen.json()["code"]) == (409, "SEAL_CERT_REVOKED")
     assert frozen.json()["details"]["status"] == "hold"
@@ -427,7 +427,7 @@ def test_only_the_enterprises_current_unfrozen_seal_certificate_is_accepted(
     fid2, draft2 = desk.new_draft("chen")
     made_while_frozen = _seal_b_t_without_checks(desk, "chen", draft2)
     with Authority.open(desk.settings) as auth:
-        lifecycle.unfreeze(auth, serial, actor=ACTOR)
+        revocation.unfreeze(auth, serial, actor=ACTOR)
     late = desk.post("chen", f"/filings/{fid2}/seal", made_while_frozen)
     assert (late.status_code, late.json()["code"]) == (409, "SEAL_CERT_FROZEN_AT_SIGNING")
     assert desk.count(FilingDocument, FilingDocument.filing_id == fid2) == 1
@@ -438,9 +438,9 @@ def test_only_the_enterprises_current_unfrozen_seal_certificate_is_accepted(
     with Authority.open(desk.settings) as auth:
         row = auth.certificate_row(serial)
         monkeypatch.setenv("ESEAL_NOW", (row.not_after - timedelta(days=30)).isoformat())
-        renewal = lifecycle.renew_one(auth, serial, actor=ACTOR)
+        renewed_cert = renewal.renew_one(auth, serial, actor=ACTOR)
         monkeypatch.delenv("ESEAL_NOW")
-    assert isinstance(renewal, lifecycle.Renewal)
+    assert isinstance(renewed_cert, renewal.Renewal)
     stale = desk.post("chen", f"/filings/{fid3}/seal", old_cert_seal)
     assert (stale.status_code, stale.json()["code"]) == (409, "SEAL_CERT_NOT_CURRENT")
     assert desk.count(FilingDocument, FilingDocument.filing_id == fid3) == 1

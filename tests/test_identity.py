@@ -5,18 +5,23 @@ from __future__ import annotations
 import random
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
-from eseal.ca.identity import (
+from eseal.errors import InvalidInput
+from eseal.pki.identity import (
     USCC_ALPHABET,
     USCC_WEIGHTS,
     describe_name_mismatch,
     name_mismatch,
     organization_identifier,
+    uscc_of_name,
+    uscc_of_organization_identifier,
     validate_person_name,
     validate_registered_name,
     validate_uscc,
 )
-from eseal.errors import InvalidInput
+from eseal.pki.oids import ORGANIZATION_IDENTIFIER
 
 # Published codes. The first two come from the project brief; the others are the codes of
 # well-known companies as printed in their public filings (Tencent's Shenzhen entity, Huawei
@@ -70,6 +75,30 @@ def test_weights_are_the_gb32100_table() -> None:
 def test_valid_codes_are_accepted_unchanged(code: str) -> None:
     assert validate_uscc(code) is code
     assert organization_identifier(code) == f"NTRCN-{code}"
+
+
+@pytest.mark.parametrize("code", KNOWN_GOOD)
+def test_the_organization_identifier_parses_back_to_the_code_it_was_built_from(code: str) -> None:
+    built = organization_identifier(code)
+    assert uscc_of_organization_identifier(built) == code
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "某公司"),
+                      x509.NameAttribute(ORGANIZATION_IDENTIFIER, built)])
+    assert uscc_of_name(name) == code
+
+
+@pytest.mark.parametrize("value", [
+    "VATDE-123456789",  # another register's identifier
+    "ntrcn-91350100M000100Y43",  # the prefix is case-sensitive (ETSI EN 319 412-1)
+    "NTRC-91350100M000100Y43",
+    "91350100M000100Y43",  # a bare code is not an organizationIdentifier
+    "",
+])
+def test_an_identifier_of_another_form_names_no_code(value: str) -> None:
+    assert uscc_of_organization_identifier(value) is None
+
+
+def test_a_name_without_an_organization_identifier_names_no_code() -> None:
+    assert uscc_of_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "张三")])) is None
 
 
 def test_check_value_31_maps_to_character_zero() -> None:

@@ -18,6 +18,7 @@ from threadkit import in_threads
 
 from eseal.ca.authority import Authority
 from eseal.errors import EsealError
+from eseal.ra.enterprises import deregister_enterprise
 from eseal.store.models import AuditEvent, Certificate, Enterprise
 from eseal.token import find_private_key, lock
 from eseal.token.keys import key_id_for
@@ -147,7 +148,7 @@ def test_bad_request_is_refused_with_its_own_code_and_audited(authority: Authori
 
 
 def test_deregistered_enterprise_gets_nothing_new(authority: Authority) -> None:
-    authority.deregister_enterprise(USCC_B, actor="officer:test")
+    deregister_enterprise(authority, USCC_B, actor="officer:test")
     with pytest.raises(EsealError) as exc:
         authority.issue(make_csr(), uscc=USCC_B, profile="login", holder="李四",
                         actor="officer:test")

@@ -23,9 +23,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from eseal.ca.login import login_message
-from eseal.client import EsealClient, ServiceError, sign_challenge
 from eseal.errors import EsealError
+from eseal.holder.client import EsealClient, ServiceError, sign_challenge
+from eseal.pki.login_message import login_message
+from eseal.ra.enterprises import register_enterprise
 from eseal.settings import Settings, load_settings
 from eseal.token.client import UsbKey
 from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer, free_port
@@ -110,10 +111,10 @@ def build_world(base: Path, holders: dict[str, tuple[str, str, str]]) -> Iterato
     """Initialise a CA home, register A and B (with contact addresses), provision and enroll
     the holders' tokens (SO PINs kept by the CA), provision an officer and an auditor token,
     and serve it. Yields the world; stops every server afterwards."""
-    from eseal.ca.accounts import provision_staff_token
     from eseal.ca.authority import Authority, init_home
-    from eseal.ca.enrollment import enroll_on_token
-    from eseal.ca.so_pins import keep_so_pin
+    from eseal.ra.enrollment import enroll_on_token
+    from eseal.ra.so_pins import keep_so_pin
+    from eseal.ra.staff import provision_staff_token
     from eseal.store import close_all
     from eseal.token import configure
     from eseal.token.softhsm import write_conf
@@ -133,9 +134,9 @@ def build_world(base: Path, holders: dict[str, tuple[str, str, str]]) -> Iterato
         init_home(settings)
         made: dict[str, Holder] = {}
         with Authority.open(settings) as auth:
-            auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三",
+            register_enterprise(auth, uscc=USCC_A, name=NAME_A, legal_rep="张三",
                                      contact_email=MAIL_A, actor="officer:test")
-            auth.register_enterprise(uscc=USCC_B, name=NAME_B, legal_rep="李四",
+            register_enterprise(auth, uscc=USCC_B, name=NAME_B, legal_rep="李四",
                                      contact_email=MAIL_B, actor="officer:test")
             for label, (name, role, uscc) in holders.items():
                 provision(conf, label, PIN, SO_PIN)
@@ -168,6 +169,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "a-revoke": ("孙八", "agent", USCC_A),
         "a-lock": ("周九", "agent", USCC_A),
         "a-flood": ("吴十", "agent", USCC_A),
+        "a-cli-freeze": ("郑十二", "agent", USCC_A),
+        "a-cli-revoke": ("王十三", "agent", USCC_A),
     })
     yield from build_world(tmp_path_factory.mktemp("login"), holders)
 
@@ -453,6 +456,33 @@ def test_a_certificate_revoked_a_moment_ago_is_refused_now_on_every_server(
     assert done.stderr.count("\n") == 1 and "CERT_REVOKED" in done.stderr
 
 
+@pytest.mark.parametrize(("label", "command", "end_reason"), [
+    ("a-cli-freeze", ("cert", "freeze"), "certificate_frozen"),
+    ("a-cli-revoke", ("cert", "revoke", "--reason", "keyCompromise"), "certificate_revoked"),
+])
+def test_a_status_change_on_the_cli_ends_the_holders_live_sessions_at_once(
+        world: World, twin: LiveServer, label: str, command: tuple[str, ...],
+        end_reason: str) -> None:
+    """The session ends in the CLI's own transaction, not when its next request happens to
+    notice the certificate's status: no request is made between the change and the check."""
+    holder = world.holders[label]
+    sessions = [world.login(label), world.login(label, url=twin.url)]
+    assert all(client.me()["name"] == holder.name for client in sessions)
+    done = eseal_cli(world, *command[:2], holder.serial, *command[2:])
+    assert done.returncode == 0, done.stderr
+    rows = world.query("SELECT ended_at, end_reason FROM login_sessions "
+                       "WHERE certificate_serial = :s", s=holder.serial)
+    assert len(rows) == 2
+    assert all(ended is not None and reason == end_reason for ended, reason in rows)
+    if command[1] == "freeze":  # a lifted freeze does not bring an ended session back
+        lifted = eseal_cli(world, "cert", "unfreeze", holder.serial)
+        assert lifted.returncode == 0, lifted.stderr
+    for client in sessions:
+        with pytest.raises(ServiceError) as dead:
+            client.me()
+        assert (dead.value.status, dead.value.code) == (401, "SESSION_REVOKED")
+
+
 def test_malformed_answers_are_refused_without_details(world: World) -> None:
     challenge = challenge_at(world.server.url)
     for cert, sig in (("bm90IGEgY2VydA==", "AAAA"), ("%%%", "AAAA")):
@@ -604,8 +634,8 @@ def test_every_attempt_is_in_the_history_and_a_new_network_is_flagged_and_notifi
 
 def test_sessions_expire_when_idle_and_at_their_absolute_limit(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eseal.auth.sessions import resolve_session
     from eseal.ca.authority import Authority
-    from eseal.ca.login import resolve_session
 
     monkeypatch.setenv("ESEAL_HOME", str(world.home))
     monkeypatch.setenv("SOFTHSM2_CONF", str(world.home / "softhsm2.conf"))

@@ -23,9 +23,10 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
-from eseal.ca import lifecycle, notices
 from eseal.ca.authority import Authority
 from eseal.errors import EsealError
+from eseal.ra import notices, renewal, revocation
+from eseal.ra.enterprises import register_enterprise
 from eseal.store.models import Outbox
 from tests.conftest import USCC_A, make_csr
 
@@ -75,7 +76,7 @@ def auth(home: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureReq
     monkeypatch.setenv("ESEAL_NOW", EPOCH)
     a: Authority = request.getfixturevalue("authority")
     a.settings = a.settings.replace(smtp_port=smtp[0])
-    a.register_enterprise(uscc=USCC_C, name=NAME_C, legal_rep="王五", actor=ACTOR,
+    register_enterprise(a, uscc=USCC_C, name=NAME_C, legal_rep="王五", actor=ACTOR,
                           contact_email=CONTACTS)
     return a
 
@@ -135,9 +136,9 @@ def test_only_the_tightest_due_threshold_is_sent_and_only_to_those_who_need_it(
     plain, renewed, revoked, frozen = (issue(auth) for _ in range(4))
     no_contact = issue(auth, USCC_A)  # enterprise A has no contact address
     at(monkeypatch, "2030-12-01T00:00:00+00:00")
-    lifecycle.renew_one(auth, renewed, actor=ACTOR)
-    lifecycle.revoke(auth, revoked, reason="keyCompromise", actor=ACTOR)
-    lifecycle.freeze(auth, frozen, actor=ACTOR)
+    renewal.renew_one(auth, renewed, actor=ACTOR)
+    revocation.revoke(auth, revoked, reason="keyCompromise", actor=ACTOR)
+    revocation.freeze(auth, frozen, actor=ACTOR)
     late = expiring_at(auth, "2030-12-21T00:00:00+00:00")  # first seen 20 days before
     sent = notices.run(auth)["sent"]
     assert sorted(sent) == sorted([f"<expiry-{plain}-90d@127.0.0.1>",

@@ -18,16 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from eseal import clock
-from eseal.ca.ocsp import (
+from eseal.ca.ocsp import CertStatus, ResponseCache, answer
+from eseal.errors import InvalidInput
+from eseal.pki.ocsp_request import (
     MAX_REQUEST_BYTES,
     MAX_REQUESTS,
-    CertStatus,
     OcspProtocolError,
-    ResponseCache,
-    answer,
     parse_request,
 )
-from eseal.errors import InvalidInput
 from eseal.settings import Settings
 
 LINT_OCSP = TOOLS / "lint_ocsp_response"

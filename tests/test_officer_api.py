@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from eseal.client import EsealClient, ServiceError
+from eseal.holder.client import EsealClient, ServiceError
 from eseal.settings import load_settings
 from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer, free_port, make_csr
 from tests.sitekit import query_home

@@ -28,20 +28,20 @@ from pyhanko_certvalidator.errors import InvalidCertificateError, PathValidation
 from pyhanko_certvalidator.policy_decl import PKIXValidationParams
 
 from eseal import clock
-from eseal.ca import oids
 from eseal.ca.profiles import (
     PROFILES,
     SubjectInfo,
     add_years,
     build_certificate,
-    check_key_policy,
     lint_certificate,
-    profile_of,
-    random_serial,
     subject_name,
     validity_for,
 )
 from eseal.errors import InvalidInput
+from eseal.pki import oids
+from eseal.pki.key_policy import check_key_policy
+from eseal.pki.oids import profile_of
+from eseal.pki.serials import random_serial
 from eseal.settings import Settings
 from eseal.token import TokenSession, generate_keypair, private_key_for
 from eseal.token.softhsm import init_token

@@ -21,14 +21,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
-from eseal.ca import lifecycle, status
+from eseal.ca import status
 from eseal.ca.authority import Authority
-from eseal.ca.lifecycle import Renewal, Skipped
-from eseal.cli.cmd_token import LocalRekeyCa, rekey_on_token
+from eseal.cli.cmd_token import LocalRekeyCa
 from eseal.errors import EsealError
+from eseal.holder.rekey import rekey_on_token
+from eseal.pki import rekey_proof
+from eseal.pki.signature import verify_signature
+from eseal.ra import rekey, renewal, revocation
+from eseal.ra.enterprises import deregister_enterprise
+from eseal.ra.renewal import Renewal, Skipped
 from eseal.store.models import AuditEvent, Certificate
 from eseal.token import generate_keypair, list_keys, token_private_key
-from eseal.token.client import UsbKey, verify_signature
+from eseal.token.client import UsbKey
 from eseal.token.pin import PinPolicy, generate_so_pin
 from eseal.token.usbkey import KEY_LABELS, build_csr, provision
 from tests.conftest import USCC_A, USCC_B, make_csr
@@ -100,11 +105,11 @@ def test_window_edges_and_grace(auth: Authority, monkeypatch: pytest.MonkeyPatch
         at(monkeypatch, when)
         if not expected[0].isdigit():
             with pytest.raises(EsealError) as exc:
-                lifecycle.renew_one(auth, serial, actor=ACTOR)
+                renewal.renew_one(auth, serial, actor=ACTOR)
             assert exc.value.code == expected, when
             assert row(auth, serial).replaced_by is None
             continue
-        done = renewed(lifecycle.renew_one(auth, serial, actor=ACTOR))
+        done = renewed(renewal.renew_one(auth, serial, actor=ACTOR))
         cert = done.issued.certificate
         assert cert.not_valid_after_utc == t(expected), when
         assert cert.not_valid_before_utc == t(when)
@@ -116,13 +121,13 @@ def test_same_key_renewal_links_old_and_new(auth: Authority,
     key = ec.generate_private_key(ec.SECP256R1())
     old = issue(auth, key=key)
     at(monkeypatch, "2030-12-01T08:00:00Z")
-    done = renewed(lifecycle.renew_one(auth, old, actor=ACTOR))
+    done = renewed(renewal.renew_one(auth, old, actor=ACTOR))
     assert done.issued.certificate.public_key() == key.public_key()
     old_row, new_row = row(auth, old), row(auth, done.serial)
     assert (old_row.replaced_by, new_row.renewed_from) == (done.serial, old)
     assert old_row.status == "good"  # a renewed certificate stays valid until it expires
     assert new_row.key_certified_at == t(EPOCH)
-    again = lifecycle.renew_one(auth, old, actor=ACTOR)
+    again = renewal.renew_one(auth, old, actor=ACTOR)
     assert isinstance(again, Skipped) and done.serial in again.reason
 
 
@@ -131,13 +136,13 @@ def test_29_february(auth: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
     expired_before_leap_day = planted(auth, "2032-02-01T08:00:00Z")
     common_expiry = planted(auth, "2031-02-28T10:00:00Z")
     at(monkeypatch, "2032-01-15T00:00:00Z")
-    assert renewed(lifecycle.renew_one(auth, leap_expiry, actor=ACTOR)).terms.not_after \
+    assert renewed(renewal.renew_one(auth, leap_expiry, actor=ACTOR)).terms.not_after \
         == t("2033-02-28T12:00:00Z")  # carried over from a leap day: 28 February
     at(monkeypatch, "2032-02-29T08:00:00Z")
-    assert renewed(lifecycle.renew_one(auth, expired_before_leap_day, actor=ACTOR)
+    assert renewed(renewal.renew_one(auth, expired_before_leap_day, actor=ACTOR)
                    ).terms.not_after == t("2033-02-28T08:00:00Z")  # a year from a leap day
     at(monkeypatch, "2031-01-10T00:00:00Z")
-    assert renewed(lifecycle.renew_one(auth, common_expiry, actor=ACTOR)).terms.not_after \
+    assert renewed(renewal.renew_one(auth, common_expiry, actor=ACTOR)).terms.not_after \
         == t("2032-02-28T10:00:00Z")  # never lengthened to the 29th
 
 
@@ -147,16 +152,16 @@ def test_a_key_is_renewed_for_three_years_then_rekey_is_required(
     for when, until in (("2030-12-01T00:00:00Z", "2032-01-01T00:00:00Z"),
                         ("2031-12-01T00:00:00Z", "2033-01-01T00:00:00Z")):
         at(monkeypatch, when)
-        done = renewed(lifecycle.renew_one(auth, serial, actor=ACTOR))
+        done = renewed(renewal.renew_one(auth, serial, actor=ACTOR))
         assert done.terms.not_after == t(until)
         serial = done.serial
     at(monkeypatch, "2032-12-01T00:00:00Z")
     with pytest.raises(EsealError) as exc:
-        lifecycle.renew_one(auth, serial, actor=ACTOR)
+        renewal.renew_one(auth, serial, actor=ACTOR)
     assert exc.value.code == "REKEY_REQUIRED"
     assert exc.value.details["key_limit"] == "2033-01-01T00:00:00+00:00"
     auth.settings = auth.settings.replace(max_key_age_years=4)  # the limit is a setting
-    assert renewed(lifecycle.renew_one(auth, serial, actor=ACTOR)).terms.not_after \
+    assert renewed(renewal.renew_one(auth, serial, actor=ACTOR)).terms.not_after \
         == t("2034-01-01T00:00:00Z")
 
 
@@ -165,11 +170,11 @@ def test_window_and_grace_are_settings(auth: Authority, monkeypatch: pytest.Monk
     early, late = issue(auth), issue(auth)
     at(monkeypatch, "2030-12-01T00:00:00Z")  # 31 days before expiry
     with pytest.raises(EsealError) as exc:
-        lifecycle.renew_one(auth, early, actor=ACTOR)
+        renewal.renew_one(auth, early, actor=ACTOR)
     assert exc.value.code == "RENEWAL_WINDOW_NOT_OPEN"
     at(monkeypatch, "2031-01-01T00:00:01Z")
     with pytest.raises(EsealError) as exc:
-        lifecycle.renew_one(auth, late, actor=ACTOR)
+        renewal.renew_one(auth, late, actor=ACTOR)
     assert exc.value.code == "RENEWAL_GRACE_EXPIRED"
 
 
@@ -179,7 +184,7 @@ def test_renewal_is_cut_at_the_issuing_cas_not_after(auth: Authority,
     assert issuing_end == t("2040-01-01T00:00:00Z")
     serial = planted(auth, "2039-06-01T00:00:00Z")
     at(monkeypatch, "2039-04-01T00:00:00Z")
-    summary = lifecycle.renew_many(auth, [serial], actor=ACTOR).to_dict()
+    summary = renewal.renew_many(auth, [serial], actor=ACTOR).to_dict()
     [item] = summary["renewed"]
     assert item["capped"] is True and "issuing CA" in item["note"]
     assert item["not_after"] == issuing_end.isoformat()
@@ -189,10 +194,10 @@ def test_renewal_is_cut_at_the_issuing_cas_not_after(auth: Authority,
 def test_deregistered_enterprises_are_refused(auth: Authority,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     serial = issue(auth, USCC_B)
-    auth.deregister_enterprise(USCC_B, actor=ACTOR)
+    deregister_enterprise(auth, USCC_B, actor=ACTOR)
     at(monkeypatch, "2030-12-01T00:00:00Z")
     with pytest.raises(EsealError) as exc:
-        lifecycle.renew_one(auth, serial, actor=ACTOR)
+        renewal.renew_one(auth, serial, actor=ACTOR)
     assert exc.value.code == "ENTERPRISE_DEREGISTERED"
 
 
@@ -208,16 +213,16 @@ def test_batch_renewal_of_a_thousand_certificates_and_a_rerun_changes_nothing(
     serials = [issue(auth) for _ in range(1000)]
     issued_in = time.perf_counter() - started
     frozen, revoked, gone = issue(auth), issue(auth), issue(auth, USCC_B)
-    lifecycle.freeze(auth, frozen, actor=ACTOR)
-    lifecycle.revoke(auth, revoked, reason="keyCompromise", actor=ACTOR)
-    auth.deregister_enterprise(USCC_B, actor=ACTOR)
+    revocation.freeze(auth, frozen, actor=ACTOR)
+    revocation.revoke(auth, revoked, reason="keyCompromise", actor=ACTOR)
+    deregister_enterprise(auth, USCC_B, actor=ACTOR)
     before = _count(auth)
     at(monkeypatch, "2030-11-15T00:00:00Z")
-    todo = lifecycle.expiring(auth, 90)
+    todo = renewal.expiring(auth, 90)
     assert sorted(todo) == sorted([*serials, frozen, gone])  # revoked ones are not due
     ticks: list[int] = []
     started = time.perf_counter()
-    summary = lifecycle.renew_many(auth, todo, actor=ACTOR, progress=lambda: ticks.append(1))
+    summary = renewal.renew_many(auth, todo, actor=ACTOR, progress=lambda: ticks.append(1))
     renewed_in = time.perf_counter() - started
     assert len(ticks) == len(todo)
     assert sorted(r.old_serial for r in summary.renewed) == sorted(serials)
@@ -227,8 +232,8 @@ def test_batch_renewal_of_a_thousand_certificates_and_a_rerun_changes_nothing(
     assert _count(auth) == before + 1000
     print(f"\n1000 issued in {issued_in:.2f} s, renewed in {renewed_in:.2f} s")
 
-    assert set(lifecycle.expiring(auth, 90)) == {frozen, gone}  # the renewed ones are done
-    rerun = lifecycle.renew_many(auth, [*serials, *lifecycle.expiring(auth, 90)], actor=ACTOR)
+    assert set(renewal.expiring(auth, 90)) == {frozen, gone}  # the renewed ones are done
+    rerun = renewal.renew_many(auth, [*serials, *renewal.expiring(auth, 90)], actor=ACTOR)
     assert rerun.renewed == [] and len(rerun.skipped) == 1000
     assert _count(auth) == before + 1000
     with auth.db.read() as s:
@@ -247,7 +252,7 @@ def eseal(home: Path, *args: str, code: int = 0, env: dict[str, str] | None = No
 def test_cli_renew_prints_a_json_summary_and_fails_on_refusals(
         auth: Authority, home: Path) -> None:
     good, bad = issue(auth), issue(auth)
-    lifecycle.revoke(auth, bad, reason="keyCompromise", actor=ACTOR)
+    revocation.revoke(auth, bad, reason="keyCompromise", actor=ACTOR)
     when = {"ESEAL_NOW": "2030-12-01T00:00:00Z"}
     first = eseal(home, "cert", "renew", good, bad, "not-hex", code=1, env=when)
     summary = json.loads(first.stdout)
@@ -286,7 +291,7 @@ def test_cli_renew_shows_a_progress_bar_on_a_terminal(auth: Authority, home: Pat
 # --- holder re-key --------------------------------------------------------------------------
 def _enrolled(auth: Authority, label: str) -> tuple[str, bytes]:
     """Provision a SoftHSM token, enroll an agent's login key; (serial, key id)."""
-    from eseal.ca.enrollment import enroll_on_token
+    from eseal.ra.enrollment import enroll_on_token
 
     provision(auth.settings.softhsm_conf_path, label, PIN, generate_so_pin())
     done = enroll_on_token(auth, label=label, pin=PIN, uscc=USCC_A, role="agent",
@@ -335,8 +340,8 @@ def test_holder_rekey_supersedes_the_old_certificate_once_the_new_one_is_on_the_
     new_row = row(auth, result["new_serial"])
     assert (new_row.renewed_from, new_row.key_certified_at) == (old_serial,
                                                                 t("2030-11-01T00:00:00Z"))
-    assert not lifecycle.rekey_pending(auth, result["new_serial"])
-    assert lifecycle.confirm_rekey(auth, result["new_serial"], "holder:test") == []
+    assert not rekey.rekey_pending(auth, result["new_serial"])
+    assert rekey.confirm_rekey(auth, result["new_serial"], "holder:test") == []
 
 
 def _software_cert(auth: Authority) -> tuple[str, ec.EllipticCurvePrivateKey]:
@@ -347,7 +352,7 @@ def _software_cert(auth: Authority) -> tuple[str, ec.EllipticCurvePrivateKey]:
 def _proof(key: ec.EllipticCurvePrivateKey, csr_pem: bytes) -> bytes:
     from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-    digest = lifecycle.rekey_digest(lifecycle.csr_der(csr_pem))
+    digest = rekey_proof.rekey_digest(rekey_proof.csr_der(csr_pem))
     return key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
 
 
@@ -355,7 +360,7 @@ def test_rekey_refusals_change_nothing_and_are_audited(
         auth: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
     serial, key = _software_cert(auth)
     frozen, frozen_key = _software_cert(auth)
-    lifecycle.freeze(auth, frozen, actor=ACTOR)
+    revocation.freeze(auth, frozen, actor=ACTOR)
     fresh = ec.generate_private_key(ec.SECP256R1())
     csr = make_csr(fresh)
     stranger = ec.generate_private_key(ec.SECP256R1())
@@ -372,7 +377,7 @@ def test_rekey_refusals_change_nothing_and_are_audited(
     for code, (old, request, proof) in cases.items():
         before = _count(auth)
         with pytest.raises(EsealError) as exc:
-            lifecycle.rekey(auth, old, request, proof, "holder:test")
+            rekey.rekey(auth, old, request, proof, "holder:test")
         assert exc.value.code == code.strip()
         assert _count(auth) == before
         with auth.db.read() as s:
@@ -382,12 +387,12 @@ def test_rekey_refusals_change_nothing_and_are_audited(
                                                                      code.strip())
     at(monkeypatch, "2030-06-01T00:00:00Z")
     with pytest.raises(EsealError) as exc:
-        lifecycle.rekey(auth, serial, csr, _proof(key, csr), "holder:test")
+        rekey.rekey(auth, serial, csr, _proof(key, csr), "holder:test")
     assert exc.value.code == "RENEWAL_WINDOW_NOT_OPEN"
     at(monkeypatch, "2030-11-01T00:00:00Z")
-    issued = lifecycle.rekey(auth, serial, csr, _proof(key, csr), "holder:test")
+    issued = rekey.rekey(auth, serial, csr, _proof(key, csr), "holder:test")
     assert status.lookup(auth, int(serial, 16)).status == "good"  # not before confirmation
-    assert lifecycle.rekey_pending(auth, issued.serial)
+    assert rekey.rekey_pending(auth, issued.serial)
 
 
 def test_an_interrupted_rekey_is_finished_by_running_it_again(
@@ -400,9 +405,9 @@ def test_an_interrupted_rekey_is_finished_by_running_it_again(
         new = generate_keypair(ts, "ec-p256", KEY_LABELS["login"])
         csr_pem = build_csr(ts, new, x509.load_der_x509_certificate(
             row(auth, old_serial).der).subject)
-        digest = lifecycle.rekey_digest(lifecycle.csr_der(csr_pem))
+        digest = rekey_proof.rekey_digest(rekey_proof.csr_der(csr_pem))
         proof = token_private_key(ts, old_id).sign_digest(digest)
-        issued = lifecycle.rekey(auth, old_serial, csr_pem, proof, "holder:test")
+        issued = rekey.rekey(auth, old_serial, csr_pem, proof, "holder:test")
     with _open("li") as usbkey:
         result = rekey_on_token(usbkey, "login", LocalRekeyCa(auth, "holder:test"))
         assert [k.id for k in list_keys(usbkey.session)] == [new.id]
@@ -420,7 +425,7 @@ def test_an_interrupted_rekey_is_finished_by_running_it_again(
         rekey_on_token(usbkey, "login", Unreachable(auth, "holder:test"))
     with _open("li") as usbkey:
         installed = format(usbkey.certificate("login").serial_number, "x")
-    assert lifecycle.rekey_pending(auth, installed)
+    assert rekey.rekey_pending(auth, installed)
     assert status.lookup(auth, int(issued.serial, 16)).status == "good"
     with _open("li") as usbkey:
         again = rekey_on_token(usbkey, "login", LocalRekeyCa(auth, "holder:test"))

@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from sitekit import eseal_cli
 from sqlalchemy import func, select
 
-from eseal.ca import lifecycle, status
+from eseal.ca import status
 from eseal.ca.authority import Authority
 from eseal.errors import EsealError
+from eseal.ra import renewal, revocation
 from eseal.store.models import AuditEvent, Certificate, CrlRecord, FreezeWindow
 from tests.conftest import USCC_A, USCC_B, make_csr
 
@@ -59,20 +60,20 @@ def frozen_soon(auth: Authority, monkeypatch: pytest.MonkeyPatch) -> tuple[str, 
     serial = issue(auth)
     t0 = soon()
     at(monkeypatch, t0)
-    lifecycle.freeze(auth, serial, actor=ACTOR)
+    revocation.freeze(auth, serial, actor=ACTOR)
     return serial, t0
 
 
-def renewed(auth: Authority, monkeypatch: pytest.MonkeyPatch) -> tuple[str, lifecycle.Renewal]:
+def renewed(auth: Authority, monkeypatch: pytest.MonkeyPatch) -> tuple[str, renewal.Renewal]:
     """A new login certificate and its same-key renewal, the clock set 30 days before the
     old one expires."""
     old = issue(auth)
     with auth.db.read() as s:
         expiry = s.get_one(Certificate, old).not_after
     at(monkeypatch, expiry - timedelta(days=30))
-    renewal = lifecycle.renew_one(auth, old, actor=ACTOR)
-    assert isinstance(renewal, lifecycle.Renewal)
-    return old, renewal
+    renewed_cert = renewal.renew_one(auth, old, actor=ACTOR)
+    assert isinstance(renewed_cert, renewal.Renewal)
+    return old, renewed_cert
 
 
 def test_freeze_is_a_hold_everywhere_and_unfreeze_drops_the_crl_entry(
@@ -84,7 +85,7 @@ def test_freeze_is_a_hold_everywhere_and_unfreeze_drops_the_crl_entry(
     assert status.lookup(authority, int(serial, 16)).reason == "certificateHold"
 
     at(monkeypatch, t0 + timedelta(hours=3))
-    lifecycle.unfreeze(authority, serial, actor=ACTOR)
+    revocation.unfreeze(authority, serial, actor=ACTOR)
     after = crl(authority)
     assert after.get_revoked_certificate_by_serial_number(int(serial, 16)) is None
     assert len(after) == 0  # no removeFromCRL entry: that belongs to delta CRLs only
@@ -104,7 +105,7 @@ def test_revoking_a_frozen_certificate_keeps_the_hold_as_revocation_time(
         authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
     serial, t0 = frozen_soon(authority, monkeypatch)
     at(monkeypatch, t0 + timedelta(days=2))
-    change = lifecycle.revoke(authority, serial, reason="keyCompromise", actor=ACTOR)
+    change = revocation.revoke(authority, serial, reason="keyCompromise", actor=ACTOR)
     assert (change.status, change.reason, change.revoked_at) == ("revoked", "keyCompromise", t0)
     listed = entry(authority, serial)
     assert listed is not None and listed.revocation_date_utc == t0
@@ -119,14 +120,14 @@ def test_revoking_a_frozen_certificate_keeps_the_hold_as_revocation_time(
 def test_reason_and_invalidity_date_are_on_the_crl_entry(authority: Authority) -> None:
     serial = issue(authority)
     compromised = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
-    lifecycle.revoke(authority, serial, reason="keyCompromise", actor=ACTOR,
+    revocation.revoke(authority, serial, reason="keyCompromise", actor=ACTOR,
                      invalidity_date=compromised)
     listed = entry(authority, serial)
     assert listed is not None
     assert listed.extensions.get_extension_for_class(x509.InvalidityDate).value \
         .invalidity_date_utc == compromised
     other = issue(authority)
-    lifecycle.revoke(authority, other, reason="unspecified", actor=ACTOR)
+    revocation.revoke(authority, other, reason="unspecified", actor=ACTOR)
     plain = entry(authority, other)
     assert plain is not None and reason_of(plain) is None  # RFC 5280: no unspecified code
 
@@ -154,7 +155,7 @@ def test_openssl_crl_check_all_with_both_crls_reports_the_revoked_certificate(
                            actor=ACTOR)
     bad = authority.issue(make_csr(), uscc=USCC_A, profile="login", holder="王五",
                           actor=ACTOR)
-    lifecycle.revoke(authority, bad.serial, reason="affiliationChanged", actor=ACTOR)
+    revocation.revoke(authority, bad.serial, reason="affiliationChanged", actor=ACTOR)
     (tmp_path / "root.pem").write_bytes(_pem(authority.certificate("root")))
     (tmp_path / "issuing.pem").write_bytes(_pem(authority.certificate("issuing")))
     (tmp_path / "crls.pem").write_bytes(
@@ -192,56 +193,56 @@ def _last_event(auth: Authority) -> AuditEvent:
 
 Case = Callable[[Authority, dict[str, str]], object]
 BAD: dict[str, tuple[Case, str, str]] = {
-    "revoke twice": (lambda a, c: lifecycle.revoke(a, c["revoked"], reason="keyCompromise",
+    "revoke twice": (lambda a, c: revocation.revoke(a, c["revoked"], reason="keyCompromise",
                                                    actor=ACTOR),
                      "CERT_ALREADY_REVOKED", "cert.revoke"),
-    "unknown reason": (lambda a, c: lifecycle.revoke(a, c["good"], reason="lostIt",
+    "unknown reason": (lambda a, c: revocation.revoke(a, c["good"], reason="lostIt",
                                                      actor=ACTOR),
                        "CRL_REASON_UNKNOWN", "cert.revoke"),
-    "removeFromCRL as a reason": (lambda a, c: lifecycle.revoke(a, c["good"],
+    "removeFromCRL as a reason": (lambda a, c: revocation.revoke(a, c["good"],
                                                                 reason="removeFromCRL",
                                                                 actor=ACTOR),
                                   "CRL_REASON_NOT_ALLOWED", "cert.revoke"),
-    "hold as a revocation reason": (lambda a, c: lifecycle.revoke(a, c["good"],
+    "hold as a revocation reason": (lambda a, c: revocation.revoke(a, c["good"],
                                                                   reason="certificateHold",
                                                                   actor=ACTOR),
                                     "REASON_IS_FREEZE", "cert.revoke"),
-    "unknown serial": (lambda a, c: lifecycle.revoke(a, "0badc0ffee", reason="keyCompromise",
+    "unknown serial": (lambda a, c: revocation.revoke(a, "0badc0ffee", reason="keyCompromise",
                                                      actor=ACTOR),
                        "CERT_NOT_FOUND", "cert.revoke"),
-    "malformed serial": (lambda a, c: lifecycle.revoke(a, "xyz!", reason="keyCompromise",
+    "malformed serial": (lambda a, c: revocation.revoke(a, "xyz!", reason="keyCompromise",
                                                        actor=ACTOR),
                          "SERIAL_INVALID", "cert.revoke"),
     "invalidity date in the future": (
-        lambda a, c: lifecycle.revoke(a, c["good"], reason="keyCompromise", actor=ACTOR,
+        lambda a, c: revocation.revoke(a, c["good"], reason="keyCompromise", actor=ACTOR,
                                       invalidity_date=datetime.now(UTC) + timedelta(days=1)),
         "INVALIDITY_DATE_IN_FUTURE", "cert.revoke"),
-    "revoke the root": (lambda a, c: lifecycle.revoke(a, c["root"], reason="cACompromise",
+    "revoke the root": (lambda a, c: revocation.revoke(a, c["root"], reason="cACompromise",
                                                       actor=ACTOR),
                         "CERT_NOT_REVOCABLE", "cert.revoke"),
-    "freeze twice": (lambda a, c: lifecycle.freeze(a, c["frozen"], actor=ACTOR),
+    "freeze twice": (lambda a, c: revocation.freeze(a, c["frozen"], actor=ACTOR),
                      "CERT_ALREADY_FROZEN", "cert.freeze"),
-    "freeze a revoked certificate": (lambda a, c: lifecycle.freeze(a, c["revoked"],
+    "freeze a revoked certificate": (lambda a, c: revocation.freeze(a, c["revoked"],
                                                                    actor=ACTOR),
                                      "CERT_REVOKED", "cert.freeze"),
-    "freeze a CA certificate": (lambda a, c: lifecycle.freeze(a, c["issuing"], actor=ACTOR),
+    "freeze a CA certificate": (lambda a, c: revocation.freeze(a, c["issuing"], actor=ACTOR),
                                 "CERT_NOT_FREEZABLE", "cert.freeze"),
-    "unfreeze a good certificate": (lambda a, c: lifecycle.unfreeze(a, c["good"], actor=ACTOR),
+    "unfreeze a good certificate": (lambda a, c: revocation.unfreeze(a, c["good"], actor=ACTOR),
                                     "CERT_NOT_FROZEN", "cert.unfreeze"),
-    "unfreeze a revoked certificate": (lambda a, c: lifecycle.unfreeze(a, c["revoked"],
+    "unfreeze a revoked certificate": (lambda a, c: revocation.unfreeze(a, c["revoked"],
                                                                        actor=ACTOR),
                                        "CERT_REVOKED", "cert.unfreeze"),
-    "renew a revoked certificate": (lambda a, c: lifecycle.renew_one(a, c["revoked"],
+    "renew a revoked certificate": (lambda a, c: renewal.renew_one(a, c["revoked"],
                                                                      actor=ACTOR),
                                     "CERT_REVOKED", "cert.renew"),
-    "renew a frozen certificate": (lambda a, c: lifecycle.renew_one(a, c["frozen"],
+    "renew a frozen certificate": (lambda a, c: renewal.renew_one(a, c["frozen"],
                                                                     actor=ACTOR),
                                    "CERT_FROZEN", "cert.renew"),
     "revoke-all with an unknown reason": (
-        lambda a, c: lifecycle.revoke_all(a, USCC_A, reason="oops", actor=ACTOR),
+        lambda a, c: revocation.revoke_all(a, USCC_A, reason="oops", actor=ACTOR),
         "CRL_REASON_UNKNOWN", "cert.revoke_all"),
     "revoke-all for an unregistered enterprise": (
-        lambda a, c: lifecycle.revoke_all(a, "91350200MA2XY0123A", reason="keyCompromise",
+        lambda a, c: revocation.revoke_all(a, "91350200MA2XY0123A", reason="keyCompromise",
                                           actor=ACTOR),
         "ENTERPRISE_NOT_REGISTERED", "cert.revoke_all"),
 }
@@ -250,8 +251,8 @@ BAD: dict[str, tuple[Case, str, str]] = {
 @pytest.fixture
 def cases(authority: Authority) -> dict[str, str]:
     good, frozen, revoked = issue(authority), issue(authority), issue(authority)
-    lifecycle.freeze(authority, frozen, actor=ACTOR)
-    lifecycle.revoke(authority, revoked, reason="superseded", actor=ACTOR)
+    revocation.freeze(authority, frozen, actor=ACTOR)
+    revocation.revoke(authority, revoked, reason="superseded", actor=ACTOR)
     return {"good": good, "frozen": frozen, "revoked": revoked,
             "root": format(authority.certificate("root").serial_number, "x"),
             "issuing": format(authority.certificate("issuing").serial_number, "x")}
@@ -274,10 +275,10 @@ def test_bad_request_changes_nothing_and_its_refusal_is_audited(
 def test_revoke_all_revokes_one_enterprise_at_once_and_a_rerun_changes_nothing(
         authority: Authority) -> None:
     mine = [issue(authority), issue(authority, profile="seal"), issue(authority)]
-    lifecycle.freeze(authority, mine[2], actor=ACTOR)
+    revocation.freeze(authority, mine[2], actor=ACTOR)
     theirs = issue(authority, USCC_B)
     before = status.newest_crl(authority, "issuing")
-    changed = lifecycle.revoke_all(authority, USCC_A, reason="cessationOfOperation",
+    changed = revocation.revoke_all(authority, USCC_A, reason="cessationOfOperation",
                                    actor=ACTOR)
     assert sorted(c.serial for c in changed) == sorted(mine)
     after = status.newest_crl(authority, "issuing")
@@ -292,7 +293,7 @@ def test_revoke_all_revokes_one_enterprise_at_once_and_a_rerun_changes_nothing(
         per_cert = s.execute(select(AuditEvent.target).where(
             AuditEvent.action == "cert.revoke", AuditEvent.outcome == "ok")).scalars().all()
     assert sorted(per_cert) == sorted(mine)
-    assert lifecycle.revoke_all(authority, USCC_A, reason="cessationOfOperation",
+    assert revocation.revoke_all(authority, USCC_A, reason="cessationOfOperation",
                                 actor=ACTOR) == []
     assert status.newest_crl(authority, "issuing").number == after.number  # type: ignore[union-attr]
 
@@ -334,22 +335,22 @@ def test_revoking_a_renewed_certificate_revokes_the_one_it_was_renewed_from(
     """A same-key renewal leaves the old certificate good until it expires; revoking the key's
     current certificate must not leave that older one good (a lost or compromised key would
     still seal under it)."""
-    old, renewal = renewed(authority, monkeypatch)
+    old, renewed_cert = renewed(authority, monkeypatch)
     other = issue(authority)  # another key: untouched
-    lifecycle.revoke(authority, renewal.serial, reason=reason, actor=ACTOR)
+    revocation.revoke(authority, renewed_cert.serial, reason=reason, actor=ACTOR)
     with authority.db.read() as s:
         statuses = {serial: s.get_one(Certificate, serial).status
-                    for serial in (old, renewal.serial, other)}
-    assert statuses == {old: "revoked", renewal.serial: "revoked", other: "good"}
+                    for serial in (old, renewed_cert.serial, other)}
+    assert statuses == {old: "revoked", renewed_cert.serial: "revoked", other: "good"}
     assert entry(authority, old) is not None
 
 
 def test_freezing_a_renewed_certificate_freezes_the_older_one_too(
         authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
-    old, renewal = renewed(authority, monkeypatch)
-    lifecycle.freeze(authority, renewal.serial, actor=ACTOR)
+    old, renewed_cert = renewed(authority, monkeypatch)
+    revocation.freeze(authority, renewed_cert.serial, actor=ACTOR)
     assert status.lookup(authority, int(old, 16)).reason == "certificateHold"
-    lifecycle.unfreeze(authority, renewal.serial, actor=ACTOR)
+    revocation.unfreeze(authority, renewed_cert.serial, actor=ACTOR)
     assert status.lookup(authority, int(old, 16)).status == "good"
     with authority.db.read() as s:
         windows = s.execute(select(FreezeWindow).where(FreezeWindow.serial == old)).scalars()

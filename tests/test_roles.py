@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from eseal.client import ServiceError
+from eseal.holder.client import ServiceError
 from tests.conftest import NAME_B, USCC_A, USCC_B
 from tests.test_login import ENTERPRISE_HOLDERS, PIN, SO_PIN, World, build_world
 

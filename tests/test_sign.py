@@ -38,8 +38,8 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sitekit import count_token_signatures
 
-from eseal.ca import oids
 from eseal.errors import Conflict, EsealError, InvalidInput
+from eseal.pki import oids
 from eseal.settings import Settings
 from eseal.signing.seal_image import SealSpec, render_seal
 from eseal.signing.sign import SealOptions, SealServiceUnavailable, async_seal_pdf, seal_pdf

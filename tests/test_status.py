@@ -16,8 +16,9 @@ from certkit import TOOLS
 from cryptography import x509
 from sqlalchemy import select
 
-from eseal.ca import lifecycle, status
+from eseal.ca import status
 from eseal.ca.authority import Authority
+from eseal.ra import revocation
 from eseal.store.models import CrlRecord
 from tests.conftest import USCC_A, make_csr
 
@@ -49,11 +50,11 @@ def test_lookup_follows_every_status_change_with_a_new_version(authority: Author
     serial = issue(authority)
     as_int = int(serial, 16)
     seen = [status.lookup(authority, as_int)]
-    lifecycle.freeze(authority, serial, actor=ACTOR)
+    revocation.freeze(authority, serial, actor=ACTOR)
     seen.append(status.lookup(authority, as_int))
-    lifecycle.unfreeze(authority, serial, actor=ACTOR)
+    revocation.unfreeze(authority, serial, actor=ACTOR)
     seen.append(status.lookup(authority, as_int))
-    lifecycle.revoke(authority, serial, reason="keyCompromise", actor=ACTOR)
+    revocation.revoke(authority, serial, reason="keyCompromise", actor=ACTOR)
     seen.append(status.lookup(authority, as_int))
     assert [(s.status, s.reason) for s in seen] == [
         ("good", None), ("revoked", "certificateHold"), ("good", None),
@@ -75,7 +76,7 @@ def test_every_status_change_reissues_both_crls_with_higher_numbers(
         authority: Authority) -> None:
     serial = issue(authority)
     before = {role: number(crl_of(authority, role)) for role in status.CRL_ROLES}
-    lifecycle.freeze(authority, serial, actor=ACTOR)
+    revocation.freeze(authority, serial, actor=ACTOR)
     after = {role: status.newest_crl(authority, role) for role in status.CRL_ROLES}
     for role in status.CRL_ROLES:
         info = after[role]
@@ -147,11 +148,11 @@ def test_current_crl_is_reused_until_half_its_validity_then_resigned(
 def test_crls_pass_pkilint_with_every_kind_of_entry(authority: Authority,
                                                    tmp_path: Path) -> None:
     serials = [issue(authority) for _ in range(4)]
-    lifecycle.freeze(authority, serials[0], actor=ACTOR)
-    lifecycle.revoke(authority, serials[1], reason="keyCompromise", actor=ACTOR,
+    revocation.freeze(authority, serials[0], actor=ACTOR)
+    revocation.revoke(authority, serials[1], reason="keyCompromise", actor=ACTOR,
                      invalidity_date=datetime.now(UTC) - timedelta(days=2))
-    lifecycle.revoke(authority, serials[2], reason="unspecified", actor=ACTOR)
-    lifecycle.revoke(authority, serials[3], reason="affiliationChanged", actor=ACTOR)
+    revocation.revoke(authority, serials[2], reason="unspecified", actor=ACTOR)
+    revocation.revoke(authority, serials[3], reason="affiliationChanged", actor=ACTOR)
     issuing = crl_of(authority, "issuing")
     assert len(issuing) == 4
     for role in status.CRL_ROLES:

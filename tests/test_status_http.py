@@ -29,6 +29,7 @@ from cryptography.x509 import ocsp
 
 from eseal.ca import tsa_serials
 from eseal.ca.authority import Authority
+from eseal.ra.enterprises import register_enterprise
 from eseal.settings import Settings, load_settings
 from eseal.store import close_all, open_database
 from eseal.token import configure
@@ -86,7 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings,
         configure(settings.pkcs11_module, settings.softhsm_conf_path)
         init_home(settings)
         with Authority.open(settings) as auth:
-            auth.register_enterprise(uscc=USCC_A, name=NAME_A, legal_rep="张三",
+            register_enterprise(auth, uscc=USCC_A, name=NAME_A, legal_rep="张三",
                                      actor="officer:test")
         server = LiveServer(home, port)
         try:

@@ -23,16 +23,11 @@ from pyhanko_certvalidator import ValidationContext
 from threadkit import in_threads
 
 from eseal import clock
-from eseal.ca.crl import der_tlv
-from eseal.ca.oids import TSA_POLICY
-from eseal.ca.tsa import (
-    SerialBlocks,
-    TsaProtocolError,
-    answer,
-    parse_request,
-    tsa_serial,
-)
+from eseal.ca.tsa import SerialBlocks, answer, tsa_serial
 from eseal.errors import InvalidInput
+from eseal.pki.der import der_tlv
+from eseal.pki.oids import TSA_POLICY
+from eseal.pki.tsa_request import TsaProtocolError, parse_request
 from eseal.settings import Settings
 
 NOW = clock.now().replace(microsecond=0)  # openssl and pyHanko validate against their clocks

@@ -20,12 +20,13 @@ from sqlalchemy import func, select
 from threadkit import in_threads
 
 from eseal.ca.authority import Authority, Issued
-from eseal.ca.enrollment import enroll_on_token, refresh_token
-from eseal.ca.so_pins import KEK_LABEL, decrypt_so_pin, keep_so_pin, kept_so_pin
 from eseal.errors import Conflict, EsealError, InvalidInput, NotFound, TokenError
+from eseal.pki.signature import verify_signature
+from eseal.ra.enrollment import enroll_on_token, refresh_token
+from eseal.ra.so_pins import KEK_LABEL, decrypt_so_pin, keep_so_pin, kept_so_pin
 from eseal.store.models import AuditEvent, Certificate, TokenRecord
 from eseal.token import TokenSession, delete_objects, find_private_key, lock
-from eseal.token.client import UsbKey, sign_with, verify_signature
+from eseal.token.client import UsbKey, sign_with
 from eseal.token.pin import generate_so_pin
 from eseal.token.secret_keys import find_secret_key
 from eseal.token.usbkey import KEY_LABELS, provision, status, unblock
@@ -161,7 +162,7 @@ def test_a_signature_made_by_pkcs11_tool_verifies_against_the_stored_certificate
 
 def test_status_shows_holder_certificates_and_chain_apart_without_a_pin(
         enrolled: Authority) -> None:
-    from eseal.ca.profiles import profile_of
+    from eseal.pki.oids import profile_of
 
     st = status(LABEL, profile_of=profile_of).to_dict()
     assert st["locked"] is False and st["tries_left"] == 6

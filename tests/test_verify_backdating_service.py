@@ -35,8 +35,8 @@ from cryptography.x509 import ocsp
 from pdfkit import add_dss, make_pdf
 from sitekit import Holder, ca_home, seal_with_token
 
-from eseal.ca import lifecycle
 from eseal.ca.authority import Authority
+from eseal.ra import revocation
 from tests.conftest import NAME_A, NAME_B, USCC_A, USCC_B, LiveServer
 
 PINS = {"zhang": "4913-7720", "li": "8802-1536"}
@@ -108,9 +108,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 time.sleep(1.1)
                 for state, (serial, attack_crl, attack_ocsp, honest) in made.items():
                     if state == "revoked":
-                        lifecycle.revoke(auth, serial, reason="keyCompromise", actor=ACTOR)
+                        revocation.revoke(auth, serial, reason="keyCompromise", actor=ACTOR)
                     else:
-                        lifecycle.freeze(auth, serial, actor=ACTOR)
+                        revocation.freeze(auth, serial, actor=ACTOR)
                     changed_at = auth.certificate_row(serial).revoked_at
                     assert changed_at is not None
                     sealed[state] = Sealed(attack_crl, attack_ocsp, honest, changed_at)

@@ -50,7 +50,7 @@ def _independent_seal(auth: Authority, pdf: bytes, server: str) -> bytes:
     from pyhanko_certvalidator import ValidationContext
     from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-    from eseal.ca.oids import ORGANIZATION_IDENTIFIER
+    from eseal.pki.oids import ORGANIZATION_IDENTIFIER
 
     key = ec.generate_private_key(ec.SECP256R1())
     csr = make_csr(key, common_name=NAME_A, organization=NAME_A, org_id=f"NTRCN-{USCC_A}")

@@ -2,7 +2,7 @@
 asking (``current_principal``) and whether their role may (``require_roles``).
 
 A principal comes from ``Authorization: Bearer <session token>`` (a session opened by a
-USB-Key login, ``eseal.ca.login``). Every request checks the session *and* its login
+USB-Key login, ``eseal.auth.login``). Every request checks the session *and* its login
 certificate's status now: a certificate frozen or revoked a moment ago ends the session
 (401 ``SESSION_REVOKED``). Roles are enforced here, before a handler runs; which enterprise's
 data a principal may touch is enforced with :func:`check_enterprise` (another enterprise's
@@ -80,7 +80,7 @@ def current_principal(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The logged-in account: 401 SESSION_REQUIRED / SESSION_EXPIRED / SESSION_REVOKED."""
-    from eseal.ca.login import resolve_session
+    from eseal.auth.sessions import resolve_session
 
     token = credentials.credentials if credentials is not None else None
     view = resolve_session(auth, token)

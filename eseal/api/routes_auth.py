@@ -1,6 +1,6 @@
 """Login over HTTP: ``/auth/challenge``, ``/auth/verify``, ``/auth/me``, ``/auth/logout``.
 
-The protocol and every check live in ``eseal.ca.login``; this module only moves JSON. A
+The protocol and every check live in ``eseal.auth.login``; this module only moves JSON. A
 refusal before proof of possession answers 401 ``LOGIN_REFUSED`` and nothing more; after a
 valid signature it names the exact reason; a rate limit answers 429 with ``Retry-After``.
 """
@@ -44,12 +44,13 @@ def _json(body: dict[str, Any]) -> Response:
 
 
 # The two login steps are coroutines: their CPU work (decoding, the signature) runs on the
-# event loop, their writes go to the process's group-commit writer (eseal.ca.login), and the
+# event loop, their writes go to the process's group-commit writer (eseal.auth.login), and the
 # loop serves other requests while they wait; a thread-pool hop per request would cost more
 # than the work (see bench/login.py).
 @router.post("/challenge", summary="A single-use login challenge (nonce, origin, expiry)")
 async def challenge(request: Request) -> Any:
-    from eseal.ca.login import LoginRateLimited, issue_challenge_async
+    from eseal.auth.challenges import issue_challenge_async
+    from eseal.auth.refusals import LoginRateLimited
 
     auth: Authority = request.app.state.authority
     try:
@@ -61,7 +62,9 @@ async def challenge(request: Request) -> Any:
 
 @router.post("/verify", summary="Answer a challenge with a USB-Key signature; opens a session")
 async def verify(body: VerifyIn, request: Request) -> Any:
-    from eseal.ca.login import LoginAnswer, LoginRateLimited, verify_login_async
+    from eseal.auth.challenges import LoginAnswer
+    from eseal.auth.login import verify_login_async
+    from eseal.auth.refusals import LoginRateLimited
 
     auth: Authority = request.app.state.authority
     answer = LoginAnswer(nonce=body.nonce, origin=body.origin, purpose=body.purpose,
@@ -86,7 +89,7 @@ def me(principal: Annotated[Principal, Depends(current_principal)]) -> dict[str,
 @router.post("/logout", summary="End this session")
 def logout(principal: Annotated[Principal, Depends(current_principal)],
            auth: Annotated[Authority, Depends(get_authority)]) -> dict[str, Any]:
-    from eseal.ca.login import logout
+    from eseal.auth.sessions import logout
 
     logout(auth, session_id=principal.session_id, actor=principal.actor)
     return {"session_id": principal.session_id, "ended": True}

@@ -76,7 +76,7 @@ def logins(uscc: str, principal: Staff, auth: Auth,
            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
            before_id: RowIdQuery = None,
            ) -> list[dict[str, Any]]:
-    from eseal.ca.accounts import login_history
+    from eseal.auth.accounts import login_history
 
     check_enterprise(principal, uscc)
     ent = auth.enterprise(uscc)
@@ -85,7 +85,7 @@ def logins(uscc: str, principal: Staff, auth: Auth,
 
 @router.get("/enterprises/{uscc}/accounts", summary="The enterprise's accounts")
 def enterprise_accounts(uscc: str, principal: RepOrOfficer, auth: Auth) -> list[dict[str, Any]]:
-    from eseal.ca.accounts import list_accounts
+    from eseal.auth.accounts import list_accounts
 
     check_enterprise(principal, uscc)
     ent = auth.enterprise(uscc)
@@ -103,7 +103,8 @@ class CodeRequest(BaseModel):
              summary="A single-use enrollment code for a holder of this enterprise")
 def enterprise_code(uscc: str, body: CodeRequest, principal: RepOrOfficer,
                     auth: Auth) -> dict[str, Any]:
-    from eseal.ca.accounts import ENTERPRISE_ROLES, check_role, create_enrollment_code
+    from eseal.auth.accounts import ENTERPRISE_ROLES, check_role
+    from eseal.ra.enrollment_codes import create_enrollment_code
 
     check_enterprise(principal, uscc)
     check_role(body.role, allowed=ENTERPRISE_ROLES)
@@ -131,7 +132,7 @@ class EnrollIn(BaseModel):
 @router.post("/enroll/lookup", tags=["enrollment"],
              summary="What an enrollment code enrolls (role, holder, enterprise, keys)")
 def enroll_lookup(body: CodeIn, auth: Auth) -> dict[str, Any]:
-    from eseal.ca.accounts import describe_code
+    from eseal.ra.enrollment_codes import describe_code
 
     return describe_code(auth, body.code).to_dict()
 
@@ -139,7 +140,7 @@ def enroll_lookup(body: CodeIn, auth: Auth) -> dict[str, Any]:
 @router.post("/enroll", tags=["enrollment"],
              summary="Redeem an enrollment code: certify the keys generated on a USB-Key")
 def enroll(body: EnrollIn, auth: Auth) -> dict[str, Any]:
-    from eseal.ca.accounts import redeem_code
+    from eseal.ra.enrollment_codes import redeem_code
 
     if len(body.csrs) > 4:
         from eseal.errors import InvalidInput

@@ -3,10 +3,11 @@
 Enterprises (vetting, registration, deregistration), enrollment codes (any role, CA staff
 too), issuance from a CSR, renewal one by one or in batches, freeze, unfreeze, revocation
 (one certificate or all of an enterprise's), account unlock, PIN unblock with the SO PIN the
-CA keeps, the login history of everyone. The rules live in ``eseal.ca`` (``authority``,
-``lifecycle``, ``accounts``); each change is audited there, naming the officer's account
-(``Principal.actor``), and every read through this API is audited here. Freezing or
-revoking a certificate also ends the sessions opened with it.
+CA keeps, the login history of everyone. The rules live in ``eseal.ra`` (``renewal``,
+``revocation``, ``enrollment_codes``), ``eseal.auth`` and ``eseal.ca.authority``; each
+change is audited there, naming the officer's account (``Principal.actor``), and every read
+through this API is audited here. Freezing or revoking a certificate also ends the sessions
+opened with it (``eseal.ra.revocation`` does, in the same transaction).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from eseal.api.deps import Principal, RowId, RowIdQuery, get_authority, require_
 from eseal.api.routes_enterprise import certificate_dict, enterprise_dict
 from eseal.ca.authority import Authority
 from eseal.errors import InvalidInput
+from eseal.ra.enterprises import deregister_enterprise, register_enterprise
 
 
 def _audited_read(request: Request,
@@ -59,8 +61,8 @@ def enterprises(principal: Officer, auth: Auth) -> list[dict[str, Any]]:
 
 @router.post("/enterprises", summary="Register an enterprise after vetting its licence")
 def register(body: EnterpriseIn, principal: Officer, auth: Auth) -> dict[str, Any]:
-    ent = auth.register_enterprise(uscc=body.uscc, name=body.name, legal_rep=body.legal_rep,
-                                   contact_email=body.contact_email, actor=principal.actor)
+    ent = register_enterprise(auth, uscc=body.uscc, name=body.name, legal_rep=body.legal_rep,
+                              contact_email=body.contact_email, actor=principal.actor)
     return enterprise_dict(ent)
 
 
@@ -72,7 +74,7 @@ def enterprise(uscc: str, principal: Officer, auth: Auth) -> dict[str, Any]:
 @router.post("/enterprises/{uscc}/deregister",
              summary="Mark an enterprise deregistered: nothing new is issued to it")
 def deregister(uscc: str, principal: Officer, auth: Auth) -> dict[str, Any]:
-    auth.deregister_enterprise(uscc, actor=principal.actor)
+    deregister_enterprise(auth, uscc, actor=principal.actor)
     return enterprise_dict(auth.enterprise(uscc))
 
 
@@ -83,12 +85,9 @@ class ReasonIn(Strict):
 @router.post("/enterprises/{uscc}/revoke-all",
              summary="Revoke every certificate of an enterprise not revoked yet")
 def revoke_all(uscc: str, body: ReasonIn, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca import lifecycle
-    from eseal.ca.login import end_sessions_for_certificate
+    from eseal.ra import revocation
 
-    changed = lifecycle.revoke_all(auth, uscc, reason=body.reason, actor=principal.actor)
-    _end_sessions(auth, [c.serial for c in changed], "certificate_revoked",
-                  end_sessions_for_certificate)
+    changed = revocation.revoke_all(auth, uscc, reason=body.reason, actor=principal.actor)
     return {"enterprise": uscc, "reason": body.reason, "revoked": [c.serial for c in changed]}
 
 
@@ -102,7 +101,7 @@ class OfficerCodeIn(Strict):
 
 @router.post("/enrollment-codes", summary="A single-use enrollment code for any role")
 def enrollment_code(body: OfficerCodeIn, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca.accounts import create_enrollment_code
+    from eseal.ra.enrollment_codes import create_enrollment_code
 
     return create_enrollment_code(auth, role=body.role, holder=body.holder, uscc=body.uscc,
                                   actor=principal.actor).to_dict()
@@ -145,10 +144,10 @@ def certificate(serial: str, principal: Officer, auth: Auth) -> dict[str, Any]:
 
 @router.post("/certificates/{serial}/renew", summary="Renew one certificate (same key)")
 def renew(serial: str, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca import lifecycle
+    from eseal.ra import renewal
 
-    outcome = lifecycle.renew_one(auth, serial, actor=principal.actor)
-    if isinstance(outcome, lifecycle.Skipped):
+    outcome = renewal.renew_one(auth, serial, actor=principal.actor)
+    if isinstance(outcome, renewal.Skipped):
         return {"skipped": outcome.to_dict()}
     return {"renewed": outcome.to_dict()}
 
@@ -161,41 +160,30 @@ class BatchIn(Strict):
 
 @router.post("/renewals", summary="Renew a batch (serials and/or everything expiring soon)")
 def renew_batch(body: BatchIn, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca import lifecycle
+    from eseal.ra import renewal
 
     todo = list(body.serials)
     if body.expiring_within_days is not None:
-        todo += lifecycle.expiring(auth, body.expiring_within_days)
+        todo += renewal.expiring(auth, body.expiring_within_days)
     if not todo and body.expiring_within_days is None:
         raise InvalidInput("NOTHING_TO_RENEW", "give serials or expiring_within_days",
                            "请给出序列号或 expiring_within_days", field="serials")
-    return lifecycle.renew_many(auth, todo, actor=principal.actor).to_dict()
-
-
-def _end_sessions(auth: Authority, serials: list[str], reason: str, end: Any) -> None:
-    if not serials:
-        return
-    with auth.db.write() as s:
-        for serial in serials:
-            end(s, serial, reason=reason)
+    return renewal.renew_many(auth, todo, actor=principal.actor).to_dict()
 
 
 @router.post("/certificates/{serial}/freeze",
              summary="Freeze (certificateHold): fails at once, ends its sessions")
 def freeze(serial: str, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca import lifecycle
-    from eseal.ca.login import end_sessions_for_certificate
+    from eseal.ra import revocation
 
-    change = lifecycle.freeze(auth, serial, actor=principal.actor)
-    _end_sessions(auth, [change.serial], "certificate_frozen", end_sessions_for_certificate)
-    return change.to_dict()
+    return revocation.freeze(auth, serial, actor=principal.actor).to_dict()
 
 
 @router.post("/certificates/{serial}/unfreeze", summary="Lift a freeze")
 def unfreeze(serial: str, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca import lifecycle
+    from eseal.ra import revocation
 
-    return lifecycle.unfreeze(auth, serial, actor=principal.actor).to_dict()
+    return revocation.unfreeze(auth, serial, actor=principal.actor).to_dict()
 
 
 class RevokeIn(Strict):
@@ -207,24 +195,22 @@ class RevokeIn(Strict):
 @router.post("/certificates/{serial}/revoke",
              summary="Revoke: effective at once, CRLs re-issued, its sessions end")
 def revoke(serial: str, body: RevokeIn, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca import lifecycle
-    from eseal.ca.login import end_sessions_for_certificate
+    from eseal.ra import revocation
 
     when = body.invalidity_date
     if when is not None and when.tzinfo is None:
         raise InvalidInput("INVALIDITY_DATE_INVALID",
                            "the invalidity date must be a time with a time zone",
                            "失效日期必须是带时区的时间", field="invalidity_date")
-    change = lifecycle.revoke(auth, serial, reason=body.reason, actor=principal.actor,
-                              invalidity_date=when)
-    _end_sessions(auth, [change.serial], "certificate_revoked", end_sessions_for_certificate)
+    change = revocation.revoke(auth, serial, reason=body.reason, actor=principal.actor,
+                               invalidity_date=when)
     return change.to_dict()
 
 
 # --- accounts and logins ----------------------------------------------------------------------
 @router.get("/accounts", summary="Every account (enterprise staff, officers, auditors)")
 def accounts(principal: Officer, auth: Auth) -> list[dict[str, Any]]:
-    from eseal.ca.accounts import list_accounts
+    from eseal.auth.accounts import list_accounts
 
     return [a.to_dict() for a in list_accounts(auth, all_accounts=True)]
 
@@ -232,7 +218,7 @@ def accounts(principal: Officer, auth: Auth) -> list[dict[str, Any]]:
 @router.post("/accounts/{account_id}/unlock", summary="Lift a lockout")
 def unlock(account_id: RowId, principal: Officer,
            auth: Auth) -> dict[str, Any]:
-    from eseal.ca.accounts import unlock_account
+    from eseal.auth.lockout import unlock_account
 
     return unlock_account(auth, account_id, actor=principal.actor).to_dict()
 
@@ -243,7 +229,7 @@ def logins(principal: Officer, auth: Auth,
            before_id: RowIdQuery = None,
            account_id: RowIdQuery = None,
            ) -> list[dict[str, Any]]:
-    from eseal.ca.accounts import login_history
+    from eseal.auth.accounts import login_history
 
     return login_history(auth, all_enterprises=True, account_id=account_id, limit=limit,
                          before_id=before_id)
@@ -257,9 +243,9 @@ class UnblockIn(Strict):
 @router.post("/tokens/{label}/unblock",
              summary="Unblock a locked USB-Key with the SO PIN the CA keeps; set a new PIN")
 def unblock(label: str, body: UnblockIn, principal: Officer, auth: Auth) -> dict[str, Any]:
-    from eseal.ca.enrollment import pin_policy
-    from eseal.ca.so_pins import kept_so_pin
     from eseal.errors import EsealError
+    from eseal.ra.enrollment import pin_policy
+    from eseal.ra.so_pins import kept_so_pin
     from eseal.token.pin import check_pin
     from eseal.token.usbkey import check_label, enterprise_codes
     from eseal.token.usbkey import unblock as unblock_token

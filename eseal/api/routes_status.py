@@ -50,7 +50,9 @@ from eseal.api.bodies import read_bounded
 from eseal.api.deps import get_authority
 from eseal.ca import ocsp, tsa, tsa_serials
 from eseal.ca.authority import Authority
-from eseal.ca.crl import der_tlv
+from eseal.pki.der import (
+    der_tlv,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,8 @@
-"""The authority: identity rules, profiles, issuance, lifecycle, CRL, OCSP and timestamps.
+"""ca: the authority that signs, and nothing else.
 
-The CA only signs; policy (identity, profiles, key rules) and storage (``eseal.store``) are
-separate rooms, as in Boulder. CA keys are token keys reached through ``eseal.token``.
+The issuer (``authority``: prepare, check, sign, record), certificate ``profiles``, CRLs
+(``crl``), the OCSP responder (``ocsp``), the timestamp authority (``tsa``), publication
+of status (``status``) and the hash-chained ``audit`` log. Decisions (enrollment, renewal,
+freeze, revoke) are the RA's (``eseal.ra``); pure helpers are in ``eseal.pki``; storage is
+``eseal.store``, as in Boulder. CA keys are token keys reached through ``eseal.token``.
 """

@@ -28,8 +28,10 @@ from asn1crypto import core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
-from eseal.ca.crl import der_tlv
-from eseal.ca.oids import ESEAL_ARC
+from eseal.pki.der import (
+    der_tlv,
+)
+from eseal.pki.oids import ESEAL_ARC
 
 AUDIT_HEAD_OID = x509.ObjectIdentifier(f"{ESEAL_ARC}.3.1")
 

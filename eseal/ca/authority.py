@@ -22,19 +22,19 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca import identity, profiles
+from eseal.ca import profiles
 from eseal.ca.audit import AuditLog
 from eseal.ca.audit_head import TokenHeadStore
-from eseal.ca.csr import load_csr
-from eseal.ca.dates import add_years
-from eseal.ca.oids import ORGANIZATION_IDENTIFIER
-from eseal.ca.serials import normalize_serial, serial_hex
 from eseal.errors import ConfigError, Conflict, EsealError, InvalidInput, NotFound
+from eseal.pki import identity
+from eseal.pki.csr import load_csr
+from eseal.pki.dates import add_years
+from eseal.pki.key_policy import check_key_policy
+from eseal.pki.serials import normalize_serial, random_serial, serial_hex
 from eseal.settings import Settings
 from eseal.store import Database, open_database
 from eseal.store.models import CaKey, Certificate, Enterprise
@@ -238,34 +238,6 @@ class Authority:
             raise
 
     # -- enterprises --------------------------------------------------------------------
-    def register_enterprise(self, *, uscc: str, name: str, legal_rep: str, actor: str,
-                            contact_email: str | None = None) -> Enterprise:
-        details = {"uscc": uscc, "name": name}
-
-        def validate() -> tuple[str, str, str]:
-            return (identity.validate_uscc(uscc), identity.validate_registered_name(name),
-                    identity.validate_person_name(legal_rep, "legal_rep"))
-
-        code, reg_name, rep = self.refusing(validate, actor=actor, action="enterprise.register",
-                                            target=uscc, details=details)
-        now = clock.now()
-        with self.change(actor=actor, action="enterprise.register", target=code,
-                         details=details) as s:
-            if s.execute(select(Enterprise.id).where(Enterprise.uscc == code)).first():
-                raise Conflict("ENTERPRISE_EXISTS", f"enterprise {code} is already registered",
-                               f"企业 {code} 已登记", field="uscc")
-            ent = Enterprise(uscc=code, name=reg_name, legal_rep=rep, contact_email=contact_email,
-                             status="active", created_at=now, updated_at=now)
-            s.add(ent)
-            s.flush()
-        return ent
-
-    def deregister_enterprise(self, uscc: str, *, actor: str) -> None:
-        with self.change(actor=actor, action="enterprise.deregister", target=uscc) as s:
-            ent = self._enterprise(s, uscc)
-            ent.status = "deregistered"
-            ent.updated_at = clock.now()
-
     def enterprise(self, uscc: str) -> Any:
         """The enterprise record (id, uscc, name, legal_rep, contact_email, status, ...)."""
         with self.db.read() as s:
@@ -302,7 +274,7 @@ class Authority:
                                    f"未知证书模板 {profile!r}（login 或 seal）", field="profile")
             identity.validate_uscc(uscc)
             csr = load_csr(csr_pem)
-            profiles.check_key_policy(csr.public_key())
+            check_key_policy(csr.public_key())
             return csr, identity.validate_person_name(holder, "holder")
 
         csr, holder_name = self.refusing(validate, actor=actor, action="cert.issue",
@@ -313,7 +285,7 @@ class Authority:
             with self.db.read() as s:
                 ent = self.enterprise_row(s, uscc)
                 self.check_enterprise_active(ent)
-                self.check_csr_subject(csr, ent)
+                identity.check_subject_matches(csr.subject, uscc=ent.uscc, name=ent.name)
                 self.check_key_free(s, spki_sha256(public_key), profile, renewing=False)
                 return ent
 
@@ -338,26 +310,6 @@ class Authority:
             raise Conflict("ENTERPRISE_DEREGISTERED",
                            f"enterprise {ent.uscc} is deregistered: nothing new is issued",
                            f"企业 {ent.uscc} 已注销，不再签发证书", field="uscc")
-
-    @staticmethod
-    def check_csr_subject(csr: x509.CertificateSigningRequest, ent: Any) -> None:
-        """The CSR subject is advisory, but one that contradicts the record is refused."""
-        for attr in csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
-            if attr.value != ent.name:
-                how = identity.name_mismatch(ent.name, str(attr.value)) or "differs"
-                raise InvalidInput(
-                    "NAME_MISMATCH",
-                    f"CSR organisation name {attr.value!r} does not match the registered name "
-                    f"{ent.name!r} ({how})",
-                    f"信息不一致：证书请求中的企业名称 {attr.value!r} 与登记名称 {ent.name!r} 不符",
-                    field="O", details={"registered": ent.name, "given": attr.value})
-        for attr in csr.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER):
-            if attr.value != f"NTRCN-{ent.uscc}":
-                raise InvalidInput(
-                    "USCC_MISMATCH",
-                    f"CSR organizationIdentifier {attr.value!r} is not NTRCN-{ent.uscc}",
-                    f"信息不一致：证书请求中的机构标识 {attr.value!r} 应为 NTRCN-{ent.uscc}",
-                    field="organizationIdentifier")
 
     @staticmethod
     def check_key_free(s: Session, spki: str, profile: str, *, renewing: bool) -> None:
@@ -391,7 +343,7 @@ class Authority:
                                     registered_name=enterprise.name if enterprise else None,
                                     uscc=enterprise.uscc if enterprise else None,
                                     organization=None if enterprise else CA_ORGANISATION)
-        serial = profiles.random_serial()
+        serial = random_serial()
         cert = profiles.build_certificate(
             profile, subject=profiles.subject_name(profile, info), public_key=public_key,
             issuer_cert=self.certificate("issuing"), issuer_key=self.key("issuing"),
@@ -451,14 +403,6 @@ class Authority:
                                           Certificate.status != "revoked")
                 .order_by(Certificate.not_after.desc())).scalars())
 
-    # -- lifecycle (eseal.ca.lifecycle holds the rules) -----------------------------------
-    def revoke(self, serial: str, *, reason: str, actor: str, invalidity_date: Any = None) -> Any:
-        """Revoke a certificate (RFC 5280 reason name); status and CRLs change at once."""
-        from eseal.ca import lifecycle
-
-        return lifecycle.revoke(self, serial, reason=reason, actor=actor,
-                                invalidity_date=invalidity_date)
-
 
 # --- creating a home ----------------------------------------------------------------------
 def _write_secret(path: Path, value: str) -> None:
@@ -495,7 +439,7 @@ def init_home(settings: Settings, *, actor: str = "officer:init") -> InitResult:
     root = profiles.build_certificate(
         "root", subject=profiles.subject_name("root", ca_info),
         public_key=infos["root"].public_key, issuer_cert=None, issuer_key=keys["root"],
-        serial=profiles.random_serial(), not_before=now, not_after=add_years(now, 20),
+        serial=random_serial(), not_before=now, not_after=add_years(now, 20),
         base_url=settings.base_url)
     certs: dict[str, tuple[x509.Certificate, str]] = {"root": (root, "root")}
     plan = (("issuing", "eseal Issuing CA", "root", 10),
@@ -507,7 +451,7 @@ def init_home(settings: Settings, *, actor: str = "officer:init") -> InitResult:
             role, subject=profiles.subject_name(
                 role, profiles.SubjectInfo(common_name=cn, organization=CA_ORGANISATION)),
             public_key=infos[role].public_key, issuer_cert=issuer_cert,
-            issuer_key=keys[issuer_role], serial=profiles.random_serial(), not_before=now,
+            issuer_key=keys[issuer_role], serial=random_serial(), not_before=now,
             not_after=min(add_years(now, years), issuer_cert.not_valid_after_utc),
             base_url=settings.base_url)
         certs[role] = (cert, issuer_role)

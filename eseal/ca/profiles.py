@@ -23,7 +23,7 @@ Choices worth knowing (each is pinned by a test against an independent tool):
 * Subjects of enterprise certificates follow ETSI EN 319 412-3 for legal persons:
   ``C=CN, O=<registered name>, organizationIdentifier=NTRCN-<USCC>, CN=...``; the seal's CN
   is the registered name itself. Names are copied byte for byte (UTF8String), never
-  normalised (see ``eseal.ca.identity``).
+  normalised (see ``eseal.pki.identity``).
 * Signatures use SHA-384 when the issuer key is P-384 (the root), SHA-256 otherwise, and are
   made through ``builder.sign(issuer_key, ...)`` so the issuer key may be a token key.
 """
@@ -31,7 +31,6 @@ Choices worth knowing (each is pinned by a test against an independent tool):
 from __future__ import annotations
 
 import functools
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +38,7 @@ from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
@@ -48,14 +47,16 @@ from cryptography.x509.oid import (
     NameOID,
 )
 
-from eseal.ca import oids
-from eseal.ca.dates import add_years
-from eseal.ca.identity import (
+from eseal.errors import ConfigError, InvalidInput
+from eseal.pki import oids
+from eseal.pki.dates import add_years
+from eseal.pki.identity import (
     organization_identifier,
     validate_person_name,
     validate_registered_name,
 )
-from eseal.errors import ConfigError, InvalidInput
+from eseal.pki.key_policy import key_spec_of
+from eseal.pki.oids import profile_of
 
 SubjectKind = Literal["ca", "officer", "enterprise-person", "enterprise-seal"]
 Pointers = Literal["none", "issuer-only", "ca", "full"]
@@ -64,8 +65,6 @@ Pointers = Literal["none", "issuer-only", "ca", "full"]
 UB_COMMON_NAME = 64
 UB_ORGANIZATION_NAME = 64
 
-RSA_MIN_BITS = 2048
-ALLOWED_CURVES = {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}
 
 _KEY_USAGE_FLAGS = ("digital_signature", "content_commitment", "key_encipherment",
                     "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
@@ -213,54 +212,6 @@ def subject_name(profile: str, info: SubjectInfo) -> x509.Name:
 # ---------------------------------------------------------------------------------------------
 # keys, serials, validity
 
-def check_key_policy(public_key: Any) -> None:
-    """Refuse subject keys eseal will not certify: RSA below 2048 bits, curves other than
-    P-256/P-384, and every other key type (Ed25519, DSA, ...)."""
-    if isinstance(public_key, rsa.RSAPublicKey):
-        if public_key.key_size < RSA_MIN_BITS:
-            raise InvalidInput(
-                "KEY_TOO_WEAK",
-                f"RSA keys must have at least {RSA_MIN_BITS} bits, this one has "
-                f"{public_key.key_size}",
-                f"RSA 密钥至少需要 {RSA_MIN_BITS} 位，当前为 {public_key.key_size} 位",
-                field="public_key", details={"key_size": public_key.key_size})
-        return
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.name not in ALLOWED_CURVES:
-            raise InvalidInput(
-                "KEY_CURVE_UNSUPPORTED",
-                f"elliptic curve {public_key.curve.name} is not supported (only P-256 and P-384)",
-                f"不支持椭圆曲线 {public_key.curve.name}（仅支持 P-256 与 P-384）",
-                field="public_key", details={"curve": public_key.curve.name})
-        return
-    raise InvalidInput("KEY_TYPE_UNSUPPORTED",
-                       f"key type {type(public_key).__name__} is not supported (EC P-256/P-384 or "
-                       f"RSA of at least {RSA_MIN_BITS} bits)",
-                       "不支持该密钥类型（仅支持 EC P-256/P-384 或至少 2048 位的 RSA）",
-                       field="public_key")
-
-
-def key_spec_of(public_key: Any) -> str:
-    """``ec-p256``, ``ec-p384`` or ``rsa-<bits>`` for an allowed key (after the key policy)."""
-    check_key_policy(public_key)
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return ALLOWED_CURVES[public_key.curve.name]
-    return f"rsa-{public_key.key_size}"
-
-
-def random_serial() -> int:
-    """A fresh positive serial with 128 random bits.
-
-    RFC 5280 allows at most 20 octets and requires a positive integer. When the top random
-    bit is set, DER prepends a 0x00 octet to keep the INTEGER positive, giving 17 octets: still
-    far inside the limit, so no bit is sacrificed. Zero (probability 2^-128) is redrawn.
-    """
-    while True:
-        serial = secrets.randbits(128)
-        if serial:
-            return serial
-
-
 def validity_for(profile: str, not_before: datetime,
                  issuer_cert: x509.Certificate | None = None) -> tuple[datetime, datetime]:
     """The profile's default validity from ``not_before``, cut at the issuer's notAfter."""
@@ -406,19 +357,6 @@ def build_certificate(profile: str, *, subject: x509.Name, public_key: Any,
     for ext, critical in exts:
         builder = builder.add_extension(ext, critical=critical)
     return builder.sign(issuer_key, _signature_hash(issuer_public))
-
-
-def profile_of(cert: x509.Certificate) -> str | None:
-    """The eseal profile a certificate was issued under, read from its policy OID."""
-    try:
-        policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
-    except x509.ExtensionNotFound:
-        return None
-    for info in policies:
-        found = oids.PROFILE_BY_POLICY.get(info.policy_identifier.dotted_string)
-        if found is not None:
-            return found
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

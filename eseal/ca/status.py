@@ -9,7 +9,7 @@ Two readers depend on this module and both must see a status change at once:
   this database does not hold, or one the issuing CA did not issue (the issuing CA's own
   certificate is the root's), is ``unknown``.
 * CRL clients fetch ``current_crl``. ``publish_crls`` signs a fresh full CRL for the issuing
-  CA and one for the root after every committed status change (``eseal.ca.lifecycle`` calls
+  CA and one for the root after every committed status change (``eseal.ra.revocation`` calls
   it); ``current_crl`` also re-signs one that is missing or past half its validity, so the
   CRL served never nears its nextUpdate even when nothing changes.
 
@@ -40,8 +40,8 @@ from eseal.ca.audit import chain_head
 from eseal.ca.audit_anchor import audit_head_extension
 from eseal.ca.crl import RevokedEntry, build_crl
 from eseal.ca.ocsp import CertStatus
-from eseal.ca.serials import normalize_serial, serial_hex
 from eseal.errors import InvalidInput
+from eseal.pki.serials import normalize_serial, serial_hex
 from eseal.store.models import Certificate, CrlRecord, FreezeWindow, StatusCounter
 
 if TYPE_CHECKING:

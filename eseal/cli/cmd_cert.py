@@ -124,7 +124,7 @@ def renew(home: str | None, serials: tuple[str, ...], within: int | None) -> Non
     """
     import sys
 
-    from eseal.ca import lifecycle
+    from eseal.ra import renewal
 
     if not serials and within is None:
         raise InvalidInput("NOTHING_TO_RENEW", "give SERIAL... or --expiring-within DAYS",
@@ -132,14 +132,14 @@ def renew(home: str | None, serials: tuple[str, ...], within: int | None) -> Non
     with authority(home) as auth:
         todo = list(serials)
         if within is not None:
-            todo += lifecycle.expiring(auth, within)
+            todo += renewal.expiring(auth, within)
         actor = cli_actor()
         if sys.stderr.isatty() and todo:
             with click.progressbar(length=len(todo), label="renewing", file=sys.stderr) as bar:
-                summary = lifecycle.renew_many(auth, todo, actor=actor,
+                summary = renewal.renew_many(auth, todo, actor=actor,
                                                progress=lambda: bar.update(1))
         else:
-            summary = lifecycle.renew_many(auth, todo, actor=actor)
+            summary = renewal.renew_many(auth, todo, actor=actor)
     result = summary.to_dict()
     echo_json(result)
     if result["refused"]:
@@ -174,10 +174,10 @@ def _status_line(change: Any, as_json: bool) -> None:
 @json_option
 def freeze(home: str | None, serial: str, as_json: bool) -> None:
     """Freeze a certificate (certificateHold): it fails at once, and may be unfrozen."""
-    from eseal.ca import lifecycle
+    from eseal.ra import revocation
 
     with authority(home) as auth:
-        _status_line(lifecycle.freeze(auth, serial, actor=cli_actor()), as_json)
+        _status_line(revocation.freeze(auth, serial, actor=cli_actor()), as_json)
 
 
 @command.command("unfreeze")
@@ -186,10 +186,10 @@ def freeze(home: str | None, serial: str, as_json: bool) -> None:
 @json_option
 def unfreeze(home: str | None, serial: str, as_json: bool) -> None:
     """Unfreeze a certificate: it leaves the full CRL; its freeze window stays recorded."""
-    from eseal.ca import lifecycle
+    from eseal.ra import revocation
 
     with authority(home) as auth:
-        _status_line(lifecycle.unfreeze(auth, serial, actor=cli_actor()), as_json)
+        _status_line(revocation.unfreeze(auth, serial, actor=cli_actor()), as_json)
 
 
 def _reason_help() -> str:
@@ -207,9 +207,9 @@ def _reason_help() -> str:
 def revoke(home: str | None, serial: str, reason: str, invalidity_date: str | None,
            as_json: bool) -> None:
     """Revoke a certificate (a frozen one too); effective at once, CRLs re-issued."""
-    from eseal.ca import lifecycle
     from eseal.clock import parse_time
     from eseal.errors import EsealError
+    from eseal.ra import revocation
 
     when = None
     if invalidity_date is not None:
@@ -219,7 +219,7 @@ def revoke(home: str | None, serial: str, reason: str, invalidity_date: str | No
             raise InvalidInput("INVALIDITY_DATE_INVALID", exc.message, exc.message_zh,
                                field="invalidity_date") from exc
     with authority(home) as auth:
-        _status_line(lifecycle.revoke(auth, serial, reason=reason, actor=cli_actor(),
+        _status_line(revocation.revoke(auth, serial, reason=reason, actor=cli_actor(),
                                       invalidity_date=when), as_json)
 
 
@@ -229,8 +229,8 @@ def revoke(home: str | None, serial: str, reason: str, invalidity_date: str | No
 @click.option("--reason", required=True, help=_reason_help())
 def revoke_all(home: str | None, uscc: str, reason: str) -> None:
     """Revoke every certificate of one enterprise that is not revoked yet."""
-    from eseal.ca import lifecycle
+    from eseal.ra import revocation
 
     with authority(home) as auth:
-        changed = lifecycle.revoke_all(auth, uscc, reason=reason, actor=cli_actor())
+        changed = revocation.revoke_all(auth, uscc, reason=reason, actor=cli_actor())
     echo_json({"enterprise": uscc, "reason": reason, "revoked": [c.serial for c in changed]})

@@ -20,9 +20,11 @@ def command() -> None:
 @click.option("--email", default=None, help="contact address for expiry notices")
 def add(home: str | None, uscc: str, name: str, legal_rep: str, email: str | None) -> None:
     """Register an enterprise after vetting its licence."""
+    from eseal.ra.enterprises import register_enterprise
+
     with authority(home) as auth:
-        ent = auth.register_enterprise(uscc=uscc, name=name, legal_rep=legal_rep,
-                                       contact_email=email, actor=cli_actor())
+        ent = register_enterprise(auth, uscc=uscc, name=name, legal_rep=legal_rep,
+                                  contact_email=email, actor=cli_actor())
     click.echo(f"registered {ent.uscc} {ent.name}")
 
 
@@ -46,8 +48,10 @@ def list_(home: str | None, as_json: bool) -> None:
 @click.option("--uscc", required=True)
 def deregister(home: str | None, uscc: str) -> None:
     """Mark an enterprise deregistered: nothing new is issued to it."""
+    from eseal.ra.enterprises import deregister_enterprise
+
     with authority(home) as auth:
-        auth.deregister_enterprise(uscc, actor=cli_actor())
+        deregister_enterprise(auth, uscc, actor=cli_actor())
     click.echo(f"deregistered {uscc}")
 
 
@@ -76,7 +80,7 @@ def enroll_code(home: str | None, uscc: str | None, role: str, holder: str,
         if label is not None:
             raise InvalidInput("TOKEN_NEEDS_SERVER", "--token is for --server requests",
                                "--token 仅用于 --server 请求", field="token")
-        from eseal.ca.accounts import create_enrollment_code
+        from eseal.ra.enrollment_codes import create_enrollment_code
 
         with authority(home) as auth:
             result = create_enrollment_code(auth, role=role, holder=holder, uscc=uscc,
@@ -88,7 +92,7 @@ def enroll_code(home: str | None, uscc: str | None, role: str, holder: str,
                                field="token")
         from eseal.ca.authority import configure_tokens
         from eseal.cli.common import read_secret, settings_for
-        from eseal.client import EsealClient
+        from eseal.holder.client import EsealClient
 
         configure_tokens(settings_for(home))
         secret = read_secret(pin, pin_stdin, "PIN")

@@ -1,6 +1,6 @@
 """``eseal filing``: submit a draft (agent) and seal it (legal representative) over HTTP.
 
-Both commands log in to the service with the holder's USB-Key (``eseal.client``: the login
+Both commands log in to the service with the holder's USB-Key (``eseal.holder.client``: the login
 key signs the service's challenge), so they need no home beyond the token configuration.
 
 * ``eseal filing submit FILE --token L --server URL [--title T]`` uploads a draft and prints
@@ -29,7 +29,7 @@ from eseal.errors import InvalidInput
 if TYPE_CHECKING:
     import httpx
 
-    from eseal.client import EsealClient
+    from eseal.holder.client import EsealClient
 
 FILING_LEVELS = ("B-T", "B-LT")
 
@@ -42,7 +42,7 @@ def _http(api: EsealClient) -> httpx.Client:
 
 
 def _answer(response: httpx.Response) -> Any:
-    from eseal.client import ServiceError
+    from eseal.holder.client import ServiceError
 
     if response.status_code >= 400:
         try:
@@ -56,7 +56,7 @@ def _answer(response: httpx.Response) -> Any:
 def _call(api: EsealClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
     import httpx
 
-    from eseal.client import ServiceError
+    from eseal.holder.client import ServiceError
 
     with _http(api) as http:
         try:
@@ -127,7 +127,7 @@ def submit(home: str | None, file: Path, label: str, pin: str | None, pin_stdin:
            server: str | None, title: str | None, as_json: bool) -> None:
     """Upload FILE.pdf as a draft filing of your enterprise (agents and legal representatives)."""
     from eseal.cli.cmd_sign import read_pdf
-    from eseal.client import EsealClient
+    from eseal.holder.client import EsealClient
 
     pdf = read_pdf(file)
     url = _server(home, server)
@@ -165,8 +165,9 @@ def seal(home: str | None, filing_id: int, label: str, pin: str | None, pin_stdi
          as_json: bool) -> None:
     """Seal filing ID with your USB-Key (legal representatives) and upload it."""
     from eseal.cli.cmd_seal import write_atomically
-    from eseal.cli.cmd_sign import build_options, quiet_pyhanko, seal_with_usbkey
-    from eseal.client import EsealClient
+    from eseal.cli.cmd_sign import build_options, quiet_pyhanko
+    from eseal.holder.client import EsealClient
+    from eseal.holder.sealing import seal_with_usbkey
     from eseal.token.client import UsbKey
 
     quiet_pyhanko()

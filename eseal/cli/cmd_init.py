@@ -21,9 +21,9 @@ def command(home: str | None, base_url: str | None, officer_name: str,
             officer_label: str) -> None:
     """Create the CA token, the root and issuing CAs, OCSP and TSA certificates, and the
     first officer's USB-Key."""
-    from eseal.ca.accounts import provision_staff_token
     from eseal.ca.authority import Authority, init_home
-    from eseal.ca.identity import validate_person_name
+    from eseal.pki.identity import validate_person_name
+    from eseal.ra.staff import provision_staff_token
     from eseal.token.usbkey import check_label
 
     validate_person_name(officer_name, "officer_name")  # refuse before anything is created

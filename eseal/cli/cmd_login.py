@@ -3,7 +3,7 @@
 Exit 0 and the account's name on success; on a refusal, one line with the server's code
 (``LOGIN_REFUSED`` until the signature proved possession of the key, the exact reason after)
 and exit 1. The session is ended again at once (this command proves the key works; scripts
-use ``eseal.client``); PINs and session tokens are never printed.
+use ``eseal.holder.client``); PINs and session tokens are never printed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def command(home: str | None, label: str, pin: str | None, pin_stdin: bool, serv
             origin: str | None, as_json: bool) -> None:
     """Log in with the login key on a USB-Key and name the account."""
     from eseal.ca.authority import configure_tokens
-    from eseal.client import EsealClient
+    from eseal.holder.client import EsealClient
     from eseal.settings import load_settings
 
     configure_tokens(load_settings(home))  # this home's PKCS#11 module and SoftHSM configuration

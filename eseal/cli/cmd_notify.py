@@ -1,7 +1,7 @@
 """``eseal notify``: expiry notices (90/30/7 days by default) through the outbox by SMTP.
 
 Run it from cron or a timer as often as you like: what was queued is never queued twice, and
-what was sent is never marked twice (see ``eseal.ca.notices``).
+what was sent is never marked twice (see ``eseal.ra.notices``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def run(home: str | None, smtp_host: str | None, smtp_port: int | None) -> None:
 
     Exit status 1 if a message could not be sent (it stays queued for the next run).
     """
-    from eseal.ca import notices
+    from eseal.ra import notices
 
     with authority(home) as auth:
         result = notices.run(auth, host=smtp_host, port=smtp_port)

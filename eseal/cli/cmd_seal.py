@@ -39,7 +39,7 @@ def home_database(settings: Settings) -> Any:
 def registered_enterprise(settings: Settings, uscc: str) -> Any:
     """The enterprise row for a credit code (``ENTERPRISE_NOT_REGISTERED`` if unknown)."""
     from eseal.ca.authority import Authority
-    from eseal.ca.identity import validate_uscc
+    from eseal.pki.identity import validate_uscc
 
     code = validate_uscc(uscc)
     db = home_database(settings)

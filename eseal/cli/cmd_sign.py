@@ -17,312 +17,26 @@ The URLs come from the certificates' CRL distribution points and AIA, re-based o
 ``--server`` (so a client behind a proxy or port-forward works with certificates that name
 the public address). The CA token is never opened: the command does not touch the home's
 database or its CA PIN, and works from a "client home" that only holds the user's token.
+The work itself is the holder library's (``eseal.holder.sealing``, ``eseal.holder.revinfo``),
+shared with the browser helper; this module only parses options and prints.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from eseal.cli.common import echo_json, home_option, read_secret
-from eseal.errors import EsealError, InvalidInput
+from eseal.errors import InvalidInput
+from eseal.holder.sealing import check_server, seal_with_usbkey
 
 if TYPE_CHECKING:
-    import httpx
-    from cryptography import x509
-    from pyhanko_certvalidator import ValidationContext
-
     from eseal.signing.sign import SealOptions
-    from eseal.token.client import UsbKey
 
-HTTP_TIMEOUT = 20.0
 LEVEL_CHOICES = ("B-B", "B-T", "B-LT", "B-LTA")
-
-
-def _unavailable(code: str, en: str, zh: str, field: str = "server") -> EsealError:
-    from eseal.signing.sign import SealServiceUnavailable
-
-    return SealServiceUnavailable(code, en, zh, field=field)
-
-
-# -- HTTP: timestamps, CRLs, OCSP ------------------------------------------------------------
-def rebase(url: str, server: str, marker: str) -> str:
-    """``url`` with everything before ``marker`` (e.g. ``/crl/``) replaced by ``server``;
-    unchanged when it has no such part (a certificate from someone else's CA)."""
-    at = url.rfind(marker)
-    if at < 0:
-        return url
-    return server.rstrip("/") + url[at:]
-
-
-def _get(client: httpx.Client, url: str, what: str) -> bytes:
-    import httpx
-
-    try:
-        response = client.get(url)
-    except httpx.HTTPError as exc:
-        raise _unavailable("SERVICE_UNREACHABLE", f"cannot reach {url} for the {what}: {exc}",
-                           f"无法连接 {url} 获取{what}") from exc
-    if response.status_code != 200:
-        raise _unavailable("REVOCATION_UNAVAILABLE",
-                           f"{url} answered HTTP {response.status_code} for the {what}",
-                           f"{url} 返回 HTTP {response.status_code}，无法获取{what}")
-    return response.content
-
-
-def _crl_urls(cert: x509.Certificate) -> list[str]:
-    from cryptography import x509
-
-    try:
-        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
-        return []
-    return [name.value for point in points for name in (point.full_name or [])
-            if isinstance(name, x509.UniformResourceIdentifier)]
-
-
-def _ocsp_urls(cert: x509.Certificate) -> list[str]:
-    from cryptography import x509
-    from cryptography.x509.oid import AuthorityInformationAccessOID
-
-    try:
-        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
-        return []
-    return [d.access_location.value for d in aia
-            if d.access_method == AuthorityInformationAccessOID.OCSP
-            and isinstance(d.access_location, x509.UniformResourceIdentifier)]
-
-
-def _issuer_of(cert: x509.Certificate, chain: Sequence[x509.Certificate]) -> x509.Certificate:
-    for candidate in chain:
-        if candidate.subject == cert.issuer:
-            return candidate
-    raise InvalidInput("CHAIN_INCOMPLETE",
-                       f"the issuer of {cert.subject.rfc4514_string()} is not on the USB-Key",
-                       "USB-Key 上缺少证书的签发机构证书", field="chain")
-
-
-def _ocsp(client: httpx.Client, url: str, cert: x509.Certificate,
-          issuer: x509.Certificate) -> bytes | None:
-    """One OCSP response for ``cert`` (None when the responder gives no usable answer: the
-    CRLs still decide; a *revoked* answer is kept and refuses the seal)."""
-    import httpx
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509 import ocsp
-
-    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256()).build()
-    try:
-        response = client.post(url, content=request.public_bytes(serialization.Encoding.DER),
-                               headers={"Content-Type": "application/ocsp-request"})
-    except httpx.HTTPError as exc:
-        raise _unavailable("SERVICE_UNREACHABLE", f"cannot reach {url} for OCSP: {exc}",
-                           f"无法连接 {url} 查询 OCSP") from exc
-    if response.status_code != 200:
-        return None
-    try:
-        parsed = ocsp.load_der_ocsp_response(response.content)
-    except ValueError:
-        return None
-    if parsed.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
-        return None
-    return response.content
-
-
-@dataclass(frozen=True)
-class Revinfo:
-    crls: tuple[bytes, ...]
-    ocsps: tuple[bytes, ...]
-    urls: tuple[str, ...]
-
-
-def fetch_revinfo(client: httpx.Client, server: str, certificate: x509.Certificate,
-                  chain: Sequence[x509.Certificate]) -> Revinfo:
-    """CRLs for every certificate below the root (and OCSP for the seal certificate) from
-    ``server``. A CRL that cannot be fetched refuses the seal (``REVOCATION_UNAVAILABLE``)."""
-    from cryptography import x509
-
-    crls: list[bytes] = []
-    ocsps: list[bytes] = []
-    urls: list[str] = []
-    for cert in [certificate, *chain]:
-        if cert.subject == cert.issuer:
-            continue
-        for url in _crl_urls(cert):
-            url = rebase(url, server, "/crl/")
-            if url in urls:
-                continue
-            der = _get(client, url, "CRL")
-            try:
-                x509.load_der_x509_crl(der)
-            except ValueError as exc:
-                raise _unavailable("REVOCATION_UNAVAILABLE", f"{url} did not return a DER CRL",
-                                   f"{url} 返回的不是 DER 格式的 CRL") from exc
-            crls.append(der)
-            urls.append(url)
-    issuer = _issuer_of(certificate, chain)
-    for url in _ocsp_urls(certificate)[:1]:
-        url = rebase(url, server, "/ocsp")
-        answer = _ocsp(client, url, certificate, issuer)
-        if answer is not None:
-            ocsps.append(answer)
-            urls.append(url)
-    return Revinfo(tuple(crls), tuple(ocsps), tuple(urls))
-
-
-def validation_context(chain: Sequence[x509.Certificate], revinfo: Revinfo
-                       ) -> ValidationContext:
-    """Trust the chain's root; revocation from what was fetched, nothing fetched later."""
-    from asn1crypto import x509 as asn1_x509
-    from cryptography.hazmat.primitives import serialization
-    from pyhanko_certvalidator import ValidationContext
-
-    def asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
-        return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-
-    roots = [c for c in chain if c.subject == c.issuer]
-    if not roots:
-        raise InvalidInput("CHAIN_INCOMPLETE", "the USB-Key holds no root certificate",
-                           "USB-Key 上没有根证书", field="chain")
-    return ValidationContext(
-        trust_roots=[asn1(r) for r in roots],
-        other_certs=[asn1(c) for c in chain if c.subject != c.issuer],
-        crls=list(revinfo.crls), ocsps=list(revinfo.ocsps),
-        allow_fetching=False, revocation_mode="hard-fail")
-
-
-def http_timestamper(client: httpx.Client, url: str) -> Any:
-    """A pyHanko ``TimeStamper`` that posts RFC 3161 requests to ``url`` with httpx."""
-    import asyncio
-
-    import httpx
-    from asn1crypto import tsp
-    from pyhanko.sign.timestamps import TimeStamper
-    from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-
-    class HttpxTimeStamper(TimeStamper):
-        async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-            def post() -> bytes:
-                try:
-                    response = client.post(url, content=req.dump(), headers={
-                        "Content-Type": "application/timestamp-query"})
-                except httpx.HTTPError as exc:
-                    raise TimestampRequestError(f"cannot reach {url}: {exc}") from exc
-                if response.status_code != 200 or response.headers.get(
-                        "content-type", "").split(";")[0] != "application/timestamp-reply":
-                    raise TimestampRequestError(
-                        f"{url} answered HTTP {response.status_code} "
-                        f"({response.headers.get('content-type', 'no content type')})")
-                return response.content
-
-            body = await asyncio.to_thread(post)
-            try:
-                parsed = tsp.TimeStampResp.load(body)
-                status = parsed["status"]["status"].native
-                has_token = bool(parsed["time_stamp_token"].contents)
-            except (ValueError, TypeError, KeyError) as exc:
-                raise TimestampRequestError(f"{url} refused the timestamp request") from exc
-            if status not in ("granted", "granted_with_mods") or not has_token:
-                raise TimestampRequestError(f"{url} refused the timestamp request ({status})")
-            # Hand the token on unparsed: a fully parsed asn1crypto tree (``.native``) is
-            # deep-copied when pyHanko embeds it, which cost ~0.3 s per timestamp.
-            return parsed
-
-    return HttpxTimeStamper()
-
-
-# -- the seal ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SealResult:
-    sealed: bytes
-    certificate_serial: str
-    enterprise: str | None
-    credit_code: str | None
-    level: str
-    services: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"sha256": hashlib.sha256(self.sealed).hexdigest(), "bytes": len(self.sealed),
-                "certificate_serial": self.certificate_serial, "enterprise": self.enterprise,
-                "credit_code": self.credit_code, "level": self.level,
-                "services": list(self.services)}
-
-
-def seal_image_for(certificate: x509.Certificate, *, title: str | None = None,
-                   size_px: int = 600) -> bytes:
-    """The seal drawn from the certificate's registered name (O) and credit code."""
-    from cryptography.x509.oid import NameOID
-
-    from eseal.ca.oids import ORGANIZATION_IDENTIFIER
-    from eseal.signing.seal_image import SealSpec, render_seal
-
-    names = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    if not names:
-        raise InvalidInput("SEAL_CERT_NO_NAME",
-                           "the seal certificate names no enterprise (subject O)",
-                           "印章证书中没有企业名称（O）", field="certificate")
-    org_ids = certificate.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)
-    uscc = None
-    if org_ids and str(org_ids[0].value).startswith("NTRCN-"):
-        uscc = str(org_ids[0].value)[len("NTRCN-"):]
-    return render_seal(SealSpec(name=str(names[0].value), uscc=uscc, title=title,
-                                size_px=size_px))
-
-
-def seal_with_usbkey(pdf: bytes, *, usbkey: UsbKey, options: SealOptions, server: str,
-                     title: str | None = None, client: httpx.Client | None = None
-                     ) -> SealResult:
-    """Seal ``pdf`` with the seal key on an opened USB-Key, services reached at ``server``."""
-    import httpx
-    from cryptography.x509.oid import NameOID
-
-    from eseal.ca.oids import ORGANIZATION_IDENTIFIER
-    from eseal.signing.sign import seal_pdf
-
-    _check_server(server)
-    key = usbkey.seal_key()
-    certificate = usbkey.certificate("seal")
-    chain = usbkey.chain()
-    png = seal_image_for(certificate, title=title)
-    owned = client is None
-    http = client or httpx.Client(timeout=HTTP_TIMEOUT, follow_redirects=False)
-    try:
-        used: list[str] = []
-        context = None
-        stamper = None
-        if options.level != "B-B":
-            stamper = http_timestamper(http, f"{server.rstrip('/')}/tsa")
-            used.append(f"{server.rstrip('/')}/tsa")
-        if options.level in ("B-LT", "B-LTA"):
-            revinfo = fetch_revinfo(http, server, certificate, chain)
-            context = validation_context(chain, revinfo)
-            used.extend(revinfo.urls)
-        sealed = seal_pdf(pdf, key=key, certificate=certificate, chain=chain,  # type: ignore[arg-type]
-                          options=options, seal_png=png, timestamper=stamper,
-                          validation_context=context)
-    finally:
-        if owned:
-            http.close()
-    org = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    org_id = certificate.subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)
-    return SealResult(
-        sealed=sealed, certificate_serial=format(certificate.serial_number, "x"),
-        enterprise=str(org[0].value) if org else None,
-        credit_code=str(org_id[0].value).removeprefix("NTRCN-") if org_id else None,
-        level=options.level, services=tuple(used))
-
-
-def _check_server(server: str) -> None:
-    if not server.startswith(("http://", "https://")) or any(c.isspace() for c in server):
-        raise InvalidInput("SERVER_URL_INVALID",
-                           f"--server must be an http(s) URL, got {server!r}",
-                           f"--server 必须是 http(s) 地址：{server!r}", field="server")
 
 
 def parse_position(text: str | None) -> tuple[float, float] | None:
@@ -429,7 +143,7 @@ def command(home: str | None, input_pdf: Path, output: Path, label: str, pin: st
     pdf = read_pdf(input_pdf)
     settings = configure_client_tokens(home)
     base = server or settings.base_url
-    _check_server(base)
+    check_server(base)
     secret = read_secret(pin, pin_stdin, "USB-Key PIN")
     with UsbKey.open(label, secret) as usbkey:
         result = seal_with_usbkey(pdf, usbkey=usbkey, options=options, server=base,

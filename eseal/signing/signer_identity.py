@@ -16,7 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from eseal.ca.oids import ORGANIZATION_IDENTIFIER, POLICY_ENTERPRISE_SEAL, PROFILE_BY_POLICY
+from eseal.pki.identity import uscc_of_name
+from eseal.pki.oids import POLICY_ENTERPRISE_SEAL, PROFILE_BY_POLICY
 from eseal.signing.report import SignerIdentity
 
 __all__ = ["describe", "has_non_repudiation", "identity", "profile", "to_asn1", "to_crypto"]
@@ -54,8 +55,7 @@ def profile(cert: x509.Certificate) -> str:
 
 
 def identity(cert: x509.Certificate) -> SignerIdentity:
-    org_id = _attr(cert.subject, ORGANIZATION_IDENTIFIER)
-    credit = org_id[len("NTRCN-"):] if org_id and org_id.startswith("NTRCN-") else None
+    credit = uscc_of_name(cert.subject)
     return SignerIdentity(
         enterprise=_attr(cert.subject, NameOID.ORGANIZATION_NAME),
         credit_code=credit,

@@ -11,13 +11,12 @@ accept as they are. A ``UsbKey`` may be shared by threads; its keys never leave 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from eseal.errors import InvalidInput, TokenError
+from eseal.pki.signature import HASHES
 from eseal.token import library as lib
 from eseal.token.keys import KeyInfo, list_certificates
 from eseal.token.pin import PinPolicy
@@ -32,8 +31,7 @@ from eseal.token.usbkey import (
 )
 
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
-_HASHES: dict[str, hashes.HashAlgorithm] = {
-    "sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+_HASHES = HASHES
 
 
 def _check_purpose(purpose: str) -> Purpose:
@@ -190,16 +188,4 @@ def sign_with(label: str, pin: str, purpose: Purpose, *, digest: bytes | None = 
         return usbkey.sign(purpose, data, hash_name=hash_name)
 
 
-def verify_signature(certificate: x509.Certificate, signature: bytes, data: bytes, *,
-                     hash_name: str = "sha256") -> None:
-    """Check a signature made by :meth:`UsbKey.sign` against a certificate (raises
-    ``cryptography.exceptions.InvalidSignature`` when it does not verify)."""
-    public: Any = certificate.public_key()
-    algorithm = _HASHES[hash_name]
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        public.verify(signature, data, ec.ECDSA(algorithm))
-    else:
-        public.verify(signature, data, padding.PKCS1v15(), algorithm)
-
-
-__all__ = ["KEY_LABELS", "PURPOSES", "Purpose", "UsbKey", "sign_with", "verify_signature"]
+__all__ = ["KEY_LABELS", "PURPOSES", "Purpose", "UsbKey", "sign_with"]

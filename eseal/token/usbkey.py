@@ -28,6 +28,7 @@ from pkcs11 import Attribute, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
 from eseal.errors import InvalidInput, TokenError
+from eseal.pki.identity import uscc_of_organization_identifier
 from eseal.token import library as lib
 from eseal.token import softhsm
 from eseal.token.keys import (
@@ -242,7 +243,7 @@ def enterprise_codes(label: str) -> list[str]:
     for item in stored:
         for attr in item.certificate.subject.get_attributes_for_oid(_ORGANIZATION_IDENTIFIER):
             value = str(attr.value)
-            codes.add(value[len("NTRCN-"):] if value.startswith("NTRCN-") else value)
+            codes.add(uscc_of_organization_identifier(value) or value)
     return sorted(codes)
 
 

@@ -5,7 +5,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-23 10:00:00
 
-The tables are described in eseal.ca.accounts (until they move to eseal.store.models).
+The tables are described in eseal.auth.accounts (until they move to eseal.store.models).
 """
 
 

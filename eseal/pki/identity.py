@@ -16,7 +16,11 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
 from eseal.errors import InvalidInput
+from eseal.pki.oids import ORGANIZATION_IDENTIFIER
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_LENGTH = 18
@@ -98,9 +102,30 @@ def validate_uscc(code: str) -> str:
     return code
 
 
+ORGANIZATION_IDENTIFIER_PREFIX = "NTRCN-"  # ETSI EN 319 412-1: national trade register, CN
+
+
 def organization_identifier(uscc: str) -> str:
     """The ETSI EN 319 412-1 ``organizationIdentifier`` value for a Chinese legal person."""
-    return f"NTRCN-{validate_uscc(uscc)}"
+    return f"{ORGANIZATION_IDENTIFIER_PREFIX}{validate_uscc(uscc)}"
+
+
+def uscc_of_organization_identifier(value: str) -> str | None:
+    """The code an ``NTRCN-`` organizationIdentifier names, or None for any other value.
+
+    Not validated: a relying party reads foreign certificates and must report what they say;
+    whoever acts on the code (issuance) validates it. Built and parsed only here, so the
+    prefix cannot be spelled differently in two places.
+    """
+    if not value.startswith(ORGANIZATION_IDENTIFIER_PREFIX):
+        return None
+    return value[len(ORGANIZATION_IDENTIFIER_PREFIX):]
+
+
+def uscc_of_name(name: x509.Name) -> str | None:
+    """The code of a subject's first organizationIdentifier (None without an ``NTRCN-`` one)."""
+    values = name.get_attributes_for_oid(ORGANIZATION_IDENTIFIER)
+    return uscc_of_organization_identifier(str(values[0].value)) if values else None
 
 
 def _validate_name(name: str, field: str, what_en: str, what_zh: str) -> str:
@@ -272,3 +297,25 @@ def check_holder(role: str, holder: str, legal_rep: str) -> None:
             f"{legal_rep!r} ({how})",
             f"信息不一致：持有人 {holder!r} 与登记的法定代表人 {legal_rep!r} 不符",
             field="holder", details={"registered": legal_rep, "given": holder})
+
+
+def check_subject_matches(subject: x509.Name, *, uscc: str, name: str) -> None:
+    """A requested subject is advisory, but one that contradicts the registered enterprise is
+    refused, naming the field that differs (``O`` or ``organizationIdentifier``)."""
+    for attr in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
+        if attr.value != name:
+            how = name_mismatch(name, str(attr.value)) or "differs"
+            raise InvalidInput(
+                "NAME_MISMATCH",
+                f"CSR organisation name {attr.value!r} does not match the registered name "
+                f"{name!r} ({how})",
+                f"信息不一致：证书请求中的企业名称 {attr.value!r} 与登记名称 {name!r} 不符",
+                field="O", details={"registered": name, "given": attr.value})
+    expected = organization_identifier(uscc)
+    for attr in subject.get_attributes_for_oid(ORGANIZATION_IDENTIFIER):
+        if attr.value != expected:
+            raise InvalidInput(
+                "USCC_MISMATCH",
+                f"CSR organizationIdentifier {attr.value!r} is not {expected}",
+                f"信息不一致：证书请求中的机构标识 {attr.value!r} 应为 {expected}",
+                field="organizationIdentifier")

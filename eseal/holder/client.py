@@ -5,7 +5,7 @@ carrying the server's code, English and Chinese message and field, so ``eseal lo
 --server`` prints the same one line and exits non-zero as a local command would.
 
 Login signs with the USB-Key through ``eseal.token.client.UsbKey`` (the one client-side
-signing path) over :func:`eseal.ca.login.login_message` (the one definition of the signed
+signing path) over :func:`eseal.auth.login.login_message` (the one definition of the signed
 bytes). The origin put into those bytes is the one *this client* talks to (the server URL,
 or ``origin=`` when a load balancer's public URL fronts it), never one the server suggests:
 that is what makes a relayed challenge useless to a phishing site.
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from cryptography.hazmat.primitives import serialization
 
-from eseal.ca.login import login_message, normalize_origin
 from eseal.errors import EsealError
+from eseal.pki.login_message import login_message, normalize_origin
 
 if TYPE_CHECKING:
     from eseal.token.client import UsbKey
@@ -163,7 +163,8 @@ class EsealClient:
         from cryptography import x509
         from cryptography.x509.oid import NameOID
 
-        from eseal.ca.oids import ORGANIZATION_IDENTIFIER
+        from eseal.pki.identity import organization_identifier
+        from eseal.pki.oids import ORGANIZATION_IDENTIFIER
         from eseal.token.pin import PinPolicy
         from eseal.token.usbkey import (
             build_csr,
@@ -197,7 +198,7 @@ class EsealClient:
                     attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME,
                                                  info["enterprise_name"]),
                               x509.NameAttribute(ORGANIZATION_IDENTIFIER,
-                                                 f"NTRCN-{info['enterprise']}")]
+                                                 organization_identifier(info["enterprise"]))]
                 csrs[purpose] = build_csr(ts, key, x509.Name(attrs)).decode("ascii")
             result = dict(self.request("POST", "/enroll",
                                        json={"code": code, "label": label, "csrs": csrs}))

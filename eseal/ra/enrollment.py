@@ -22,9 +22,10 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from eseal import clock
-from eseal.ca import identity
-from eseal.ca.oids import ORGANIZATION_IDENTIFIER
 from eseal.errors import Conflict, EsealError, InvalidInput, TokenError
+from eseal.pki import identity
+from eseal.pki.oids import ORGANIZATION_IDENTIFIER
+from eseal.ra.revocation import revoke
 from eseal.store.models import TokenRecord
 from eseal.token import KeySpec, TokenSession, find_token
 from eseal.token.keys import KeyInfo
@@ -180,7 +181,7 @@ def withdraw(auth: Authority, issued: dict[Purpose, Issued], *, actor: str, labe
         details = {"serial": cert.serial, "profile": purpose, "cause": cause_code,
                    "reason": "cessationOfOperation"}
         try:
-            auth.revoke(cert.serial, reason="cessationOfOperation", actor=actor)
+            revoke(auth, cert.serial, reason="cessationOfOperation", actor=actor)
         except Exception as err:  # the enrolment's own error is what the caller must see
             code = err.code if isinstance(err, EsealError) else type(err).__name__
             with contextlib.suppress(Exception):

@@ -9,6 +9,7 @@ replaces ``ESEAL_ARC``; the README lists this under known limitations.
 
 from __future__ import annotations
 
+from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 
 ESEAL_ARC = "1.3.6.1.4.1.32473.1"
@@ -40,3 +41,16 @@ PROFILE_BY_POLICY = {
 DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")  # RFC 9336
 ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")  # ETSI EN 319 412-1
 OCSP_NOCHECK = ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")
+
+
+def profile_of(cert: x509.Certificate) -> str | None:
+    """The eseal profile a certificate was issued under, read from its policy OID."""
+    try:
+        policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    except x509.ExtensionNotFound:
+        return None
+    for info in policies:
+        found = PROFILE_BY_POLICY.get(info.policy_identifier.dotted_string)
+        if found is not None:
+            return found
+    return None
