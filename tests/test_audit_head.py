@@ -306,3 +306,32 @@ def test_a_checkpoint_deleted_from_the_middle_breaks_the_checkpoint_chain(
     report = verify(forty)
     assert (missing + 5, "checkpoint_chain") in [(f.event_id, f.problem)
                                                  for f in report.findings], report.findings
+
+
+def test_logins_over_http_that_cross_checkpoints_are_signed_and_journalled(
+        forty: Authority) -> None:
+    """The login fast path appends through a plain-Connection transaction, not an ORM
+    Session: a login whose audit event lands on the cadence must still sign its checkpoint,
+    confirm it on the token and journal it after the commit (it once answered 500 there)."""
+    server = LiveServer(forty.settings.home, int(forty.settings.base_url.rsplit(":", 1)[1]))
+    try:
+        answers = []
+        for i in range(3 * EVERY):  # from many addresses, under the per-address limit
+            sender = {"X-Forwarded-For": f"10.9.{i}.1"}
+            nonce = httpx.post(f"{server.url}/auth/challenge", headers=sender,
+                               timeout=30).json()["nonce"]
+            answers.append(httpx.post(f"{server.url}/auth/verify", headers=sender, timeout=30,
+                                      json={
+                "nonce": nonce, "origin": server.url, "purpose": "login",
+                "issued_at": datetime.now(UTC).isoformat(), "certificate": "MIIB",
+                "signature": "AAAA"}))
+    finally:
+        server.stop()
+    assert {a.status_code for a in answers} == {401}, [a.text for a in answers]
+    report = verify(forty)
+    assert report.ok, report.findings
+    checkpoints = int(sql(forty, "SELECT count(*) FROM audit_checkpoints")[0][0])
+    journalled = (forty.settings.home / JOURNAL).read_text().splitlines()
+    assert checkpoints >= 40 // EVERY + 3 and len(journalled) == checkpoints
+    assert report.token_head is not None and report.token_head.event_id == head(forty) \
+        - (head(forty) % EVERY)

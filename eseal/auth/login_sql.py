@@ -86,17 +86,28 @@ class LoginSql:
 
 class _Tx:
     """A write transaction on a plain Connection, shaped like the Session the audit log
-    appends through (``connection()``, ``execute()``): the ORM's unit of work would cost
+    appends through (``connection()``, ``execute()``, ``info`` and ``after_commit()``, which
+    a checkpoint uses to journal itself once committed): the ORM's unit of work would cost
     more than all of a login's statements."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self.info: dict[str, Any] = {}
+        self._after_commit: list[Callable[[Any], None]] = []
 
     def connection(self) -> Connection:
         return self._conn
 
     def execute(self, statement: Any, params: Any = None) -> Any:
         return self._conn.execute(statement, params)
+
+    def after_commit(self, callback: Callable[[Any], None]) -> None:
+        """Run ``callback(self)`` once this transaction has committed (never on rollback)."""
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        for callback in self._after_commit:
+            callback(self)
 
 
 _LOCKS: dict[tuple[int, str], tuple[Lock, int]] = {}
@@ -109,8 +120,10 @@ def _transaction(auth: AuthContext) -> Iterator[Any]:
     # the transaction holds the write lock from its first statement, as Database.write does
     with auth.db.engine.connect() as conn:
         conn.execution_options(eseal_immediate=True)
+        tx = _Tx(conn)
         with conn.begin():
-            yield _Tx(conn)
+            yield tx
+        tx.committed()
 
 
 def _lock_of(auth: AuthContext) -> tuple[Lock, int] | None:

@@ -250,7 +250,8 @@ class AuditLog:
         state = self._head.read() if self._head is not None else None
         base = audit_head.anchor(session, state)
         newest = session.execute(
-            select(AuditCheckpoint).order_by(AuditCheckpoint.id.desc()).limit(1)).scalar()
+            select(*audit_head.CHECKPOINT_COLUMNS).order_by(AuditCheckpoint.id.desc())
+            .limit(1)).first()
         if self._head is not None and base is None and newest is not None \
                 and newest.seq is not None:
             raise audit_head.rewritten(
@@ -282,9 +283,12 @@ class AuditLog:
             "event_id": event_id, "event_hash": digest, "at": at.isoformat(),
             "signature": signature.hex(), "seq": seq, "prev": prev})))
         if len(signed) == 1:
-            event.listen(session, "after_commit", self._committed, once=True)
-            event.listen(session, "after_rollback",
-                         lambda sess: sess.info.pop("audit_signed", None), once=True)
+            if isinstance(session, Session):
+                event.listen(session, "after_commit", self._committed, once=True)
+                event.listen(session, "after_rollback",
+                             lambda sess: sess.info.pop("audit_signed", None), once=True)
+            else:  # the login fast path's plain-Connection transaction (auth.login_sql)
+                session.after_commit(self._committed)
 
     def _committed(self, session: Session) -> None:
         """After the commit: journal the checkpoints (a rolled-back one never reaches the

@@ -25,7 +25,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -117,15 +117,23 @@ def checkpoint_hash(seq: int | None, prev_hash: str | None, event_id: int, event
                           .encode()).hexdigest()
 
 
-def row_hash(cp: AuditCheckpoint) -> str:
+#: The columns a checkpoint's hash covers, selected as columns rather than as the ORM entity
+#: so the same query works in a Session and in the login fast path's plain Connection.
+CHECKPOINT_COLUMNS = (AuditCheckpoint.seq, AuditCheckpoint.prev_hash, AuditCheckpoint.event_id,
+                      AuditCheckpoint.event_hash, AuditCheckpoint.at, AuditCheckpoint.signature)
+
+
+def row_hash(cp: Any) -> str:
+    """The hash of a checkpoint row (an ``AuditCheckpoint`` or a row of
+    :data:`CHECKPOINT_COLUMNS`)."""
     return checkpoint_hash(cp.seq, cp.prev_hash, cp.event_id, cp.event_hash, cp.at,
                            cp.signature)
 
 
 def held(session: Session, record: HeadRecord) -> str | None:
     """Why the database no longer holds ``record`` (None when it does)."""
-    cp = session.execute(select(AuditCheckpoint).where(AuditCheckpoint.seq == record.seq)
-                         .order_by(AuditCheckpoint.id).limit(1)).scalar()
+    cp = session.execute(select(*CHECKPOINT_COLUMNS).where(AuditCheckpoint.seq == record.seq)
+                         .order_by(AuditCheckpoint.id).limit(1)).first()
     if cp is None or row_hash(cp) != record.checkpoint_hash:
         return f"checkpoint #{record.seq} at event {record.event_id} is missing or changed"
     digest = session.execute(select(AuditEvent.hash).where(
