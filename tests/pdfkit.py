@@ -30,11 +30,12 @@ import shutil
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -884,6 +885,24 @@ def add_dss(data: bytes, *, crls: Sequence[x509.CertificateRevocationList] = (),
         crls=[asn1_crl.CertificateList.load(crl_der(c)) for c in crls],
         ocsps=[asn1_ocsp.OCSPResponse.load(o) for o in ocsps], force_write=True)
     return buf.getvalue()
+
+
+def form_update(data: bytes, change: Callable[[Any, Any], None]) -> bytes:
+    """A bare incremental update (pyHanko's writer) in which ``change(acroform, writer)``
+    edits the /AcroForm dictionary: the attacker's tool for changes after sealing."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    w = IncrementalPdfFileWriter(BytesIO(data))
+    raw = w.root.raw_get("/AcroForm")
+    change(raw.get_object(), w)
+    if isinstance(raw, generic.IndirectObject):
+        w.mark_update(raw)
+    else:
+        w.update_root()
+    out = BytesIO()
+    w.write(out)
+    return out.getvalue()
 
 
 def add_doc_timestamp(data: bytes, pki: TestPki, at: datetime | None = None,

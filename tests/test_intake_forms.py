@@ -16,6 +16,7 @@ from io import BytesIO
 import pytest
 from pdfkit import (
     TestPki,
+    form_update,
     make_form_pdf,
     make_pdf,
     make_pki,
@@ -213,16 +214,10 @@ def _action_timestamp(pki: TestPki, data: bytes) -> bytes:
 
 
 def _default_appearance_changed(pki: TestPki, data: bytes) -> bytes:
-    w = IncrementalPdfFileWriter(BytesIO(data))
-    raw = w.root.raw_get("/AcroForm")
-    raw.get_object()[generic.pdf_name("/DA")] = generic.TextStringObject("/Helv 0 Tf 1 0 0 rg")
-    if isinstance(raw, generic.IndirectObject):
-        w.mark_update(raw)
-    else:
-        w.update_root()
-    out = BytesIO()
-    w.write(out)
-    return out.getvalue()
+    def red_zero_size(form: generic.DictionaryObject, _: object) -> None:
+        form[generic.pdf_name("/DA")] = generic.TextStringObject("/Helv 0 Tf 1 0 0 rg")
+
+    return form_update(data, red_zero_size)
 
 
 ATTACKS = {

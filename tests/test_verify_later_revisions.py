@@ -23,6 +23,7 @@ from pdfkit import (
     SamplePdf,
     TestPki,
     add_doc_timestamp,
+    form_update,
     make_pdf,
     make_pki,
     pyhanko_signer,
@@ -116,22 +117,6 @@ def later_timestamp(data: bytes, tsa: TestPki, *, box: tuple[int, int, int, int]
     ts = signers.PdfTimeStamper(timestamper(tsa), field_name=field_name)
     out = BytesIO()
     asyncio.run(ts.async_timestamp_pdf(w, "sha256", output=out))
-    return out.getvalue()
-
-
-def form_update(data: bytes, change: Callable[[generic.DictionaryObject,
-                                                IncrementalPdfFileWriter], None]) -> bytes:
-    """A bare incremental update (pyHanko's writer) that edits the /AcroForm dictionary."""
-    w = IncrementalPdfFileWriter(BytesIO(data))
-    raw = w.root.raw_get("/AcroForm")
-    form = raw.get_object()
-    change(form, w)
-    if isinstance(raw, generic.IndirectObject):
-        w.mark_update(raw)
-    else:
-        w.update_root()
-    out = BytesIO()
-    w.write(out)
     return out.getvalue()
 
 
