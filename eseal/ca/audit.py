@@ -137,9 +137,15 @@ class AuditFinding:
     detail: str = ""
 
     def describe(self) -> str:
+        """``row N: problem — what it means (detail)``: the code for scripts, the sentence
+        for the auditor reading it."""
         where = f"row {self.event_id}" if self.event_id is not None else "the log"
-        text = f"{where}: {self.problem}"
+        text = f"{where}: {self.problem} — {PROBLEMS[self.problem][0]}"
         return f"{text} ({self.detail})" if self.detail else text
+
+    def describe_zh(self) -> str:
+        where = f"第 {self.event_id} 行" if self.event_id is not None else "日志"
+        return f"{where}：{PROBLEMS[self.problem][1]}"
 
 
 @dataclass

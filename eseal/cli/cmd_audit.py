@@ -40,8 +40,11 @@ def verify(home: str | None, crl_files: tuple[Path, ...], as_json: bool) -> None
                    f"checkpoints, {report.anchors} CRL anchors; {coverage}")
     else:
         problems = ", ".join(dict.fromkeys(f.problem for f in report.findings))
-        click.echo(f"audit log TAMPERED: {report.findings[0].describe()} "
-                   f"({len(report.findings)} problem(s): {problems}); {coverage}", err=True)
+        first = report.findings[0]
+        click.echo(f"audit log TAMPERED: {first.describe()} "
+                   f"({len(report.findings)} problem(s): {problems}); {coverage} / "
+                   f"审计日志已被篡改：{first.describe_zh()}（共 {len(report.findings)} 处问题；"
+                   f"{report.uncovered} 条记录未被签名检查点或 CRL 覆盖）", err=True)
     if not report.ok:
         sys.exit(1)
 
