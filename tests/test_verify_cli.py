@@ -201,3 +201,20 @@ def test_missing_trust_and_unreadable_files_are_clear_errors(
     assert run(["verify", str(files.ours), "--trust", str(junk)]) == 2
     assert capsys.readouterr().err.startswith("error TRUST_NOT_A_CERTIFICATE [trust]")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_every_revocation_status_and_source_has_a_chinese_word() -> None:
+    """The bilingual report names each revocation status and where it came from; a value
+    added to the report (``live``: the CA's own records) must not print blank in Chinese."""
+    import typing
+
+    from eseal.cli.cmd_verify import _WORDS_ZH
+    from eseal.signing.report import Revocation
+
+    hints = typing.get_type_hints(Revocation)
+    words = set(typing.get_args(hints["status"]))
+    words |= {w for w in typing.get_args(hints["source"]) if isinstance(w, str)}
+    for arg in typing.get_args(hints["source"]):  # Literal[...] | None
+        words |= {w for w in typing.get_args(arg) if isinstance(w, str)}
+    assert words >= {"good", "embedded", "live"}
+    assert {w for w in words if not _WORDS_ZH.get(w)} == set()

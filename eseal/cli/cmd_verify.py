@@ -42,7 +42,7 @@ _WORDS_ZH = {
     "whole_file": "整个文件", "revision": "部分版本", "unclear": "不明确",
     "none": "无", "allowed": "仅允许的改动", "disallowed": "不允许的改动", "unknown": "未知",
     "good": "正常", "revoked": "已吊销", "on_hold": "已冻结", "not_checked": "未检查",
-    "embedded": "文件内嵌", "fetched": "联网获取",
+    "embedded": "文件内嵌", "fetched": "联网获取", "live": "CA 实时记录",
 }
 
 
