@@ -1,10 +1,10 @@
 """Bare test certificates for the CA service cores' tests (CRL, OCSP, TSA), and a token key.
 
-Why this and not ``pdfkit.make_pki``: the CRL, OCSP and TSA tests judge what our code signs,
+Why this and not ``pkikit.make_pki``: the CRL, OCSP and TSA tests judge what our code signs,
 so they want the least certificate that openssl, pkilint and pyHanko accept — no policies,
 no CRL distribution points, EC keys throughout (the TSA signs with P-256, as ours does) — and
 they issue extra certificates under their own hierarchy (a second issuing CA, an OCSP
-responder, a certificate for a key on a token). ``pdfkit.make_pki`` builds certificates shaped
+responder, a certificate for a key on a token). ``pkikit.make_pki`` builds certificates shaped
 like eseal's profiles for the PDF tests instead.
 
     root, root_key, issuing, issuing_key = hierarchy(NOW)        # P-384 -> P-256

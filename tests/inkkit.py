@@ -2,8 +2,8 @@
 content, a later seal with an opaque white appearance, and a pre-placed signature field
 filled after sealing (pyHanko's incremental writer and signer, as any second signer has).
 
-Built on tests/pdfkit.py (PdfBuilder, seal_pdf, pyhanko_signer, timestamper); the red-team
-scripts of issue 13 item 1 are the origin of these helpers.
+Built on tests/pdfkit.py (PdfBuilder) and tests/hankokit.py (seal_pdf, pyhanko_signer,
+timestamper); the red-team scripts of issue 13 item 1 are the origin of these helpers.
 """
 
 from __future__ import annotations
@@ -12,15 +12,9 @@ import asyncio
 from collections.abc import Mapping
 from io import BytesIO
 
-from pdfkit import (
-    Issued,
-    PdfBuilder,
-    TestPki,
-    pyhanko_signer,
-    seal_pdf,
-    stream_object,
-    timestamper,
-)
+from hankokit import pyhanko_signer, seal_pdf, timestamper
+from pdfkit import PdfBuilder, stream_object
+from pkikit import Issued, TestPki
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from tests.pdfkit import pdfsig_check
+from tests.judgekit import pdfsig_check
 
 
 def test_demo_tells_the_whole_story_and_leaves_verifiable_files(tmp_path: Path) -> None:

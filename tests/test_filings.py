@@ -28,14 +28,9 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pdfkit import (
-    break_startxref,
-    make_form_pdf,
-    make_pdf,
-    rewrite_pdf,
-    stream_object,
-    uscc_with_check,
-)
+from hankokit import rewrite_pdf
+from pdfkit import break_startxref, make_form_pdf, make_pdf, stream_object
+from pkikit import uscc_with_check
 from sitekit import Holder, ca_home, eseal_cli, seal_with_token
 from sqlalchemy import func, select
 

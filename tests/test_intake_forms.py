@@ -14,16 +14,9 @@ import asyncio
 from io import BytesIO
 
 import pytest
-from pdfkit import (
-    TestPki,
-    form_update,
-    make_form_pdf,
-    make_pdf,
-    make_pki,
-    seal_pdf,
-    stream_object,
-    timestamper,
-)
+from hankokit import form_update, seal_pdf, timestamper
+from pdfkit import make_form_pdf, make_pdf, stream_object
+from pkikit import TestPki, make_pki
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 

@@ -232,7 +232,7 @@ def test_freeze_unfreeze_and_revoke_over_http_are_audited_with_the_officer(site:
 
 def test_revoke_all_ends_the_enterprise_sessions(site: Site) -> None:
     officer = site.officer()
-    from tests.pdfkit import uscc_with_check
+    from tests.pkikit import uscc_with_check
 
     uscc, name = uscc_with_check("91440300MA5F0A1B2"), "深圳测试有限公司"
     _ensure_enterprise(officer, uscc, name, "黄五")

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pdfkit import make_pdf, pdfsig_check, rewrite_pdf
+from hankokit import rewrite_pdf
+from judgekit import pdfsig_check
+from pdfkit import make_pdf
 from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature

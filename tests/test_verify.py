@@ -18,23 +18,10 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from pdfkit import (
-    CrlServer,
-    Issued,
-    SamplePdf,
-    TestPki,
-    add_doc_timestamp,
-    add_dss,
-    append_update,
-    linearized_layout,
-    make_ocsp_response,
-    make_pdf,
-    make_pki,
-    pdfsig_check,
-    rewrite_pdf,
-    seal_pdf,
-    stream_object,
-)
+from hankokit import add_doc_timestamp, add_dss, rewrite_pdf, seal_pdf
+from judgekit import pdfsig_check
+from pdfkit import SamplePdf, append_update, linearized_layout, make_pdf, stream_object
+from pkikit import CrlServer, Issued, TestPki, make_ocsp_response, make_pki
 
 from eseal.errors import InvalidInput
 from eseal.signing.report import LABELS_ZH, VerificationReport

@@ -25,18 +25,9 @@ from dataclasses import dataclass
 
 import pytest
 from asn1crypto import cms
-from pdfkit import (
-    SamplePdf,
-    TestPki,
-    add_dss,
-    append_update,
-    make_pdf,
-    make_pki,
-    object_offset,
-    seal_pdf,
-    stream_object,
-    xref_entries,
-)
+from hankokit import add_dss, seal_pdf
+from pdfkit import SamplePdf, append_update, make_pdf, object_offset, stream_object, xref_entries
+from pkikit import TestPki, make_pki
 
 from eseal.signing.report import VerificationReport
 from eseal.signing.verify import verify_pdf

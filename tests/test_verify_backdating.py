@@ -9,7 +9,7 @@ validation time: offline, data past its nextUpdate is not fresh (indeterminate, 
 still inside its validity window is all an offline party can know (valid, the inherent CRL
 latency); a verifier that holds the CA's live records (the service) says invalid.
 
-Files are made by pyHanko with the throw-away PKI of tests/pdfkit.py; the "sealed after the
+Files are made by pyHanko with the throw-away PKI of tests/pkikit.py; the "sealed after the
 revocation" moment is modelled by moving the validation time past the revocation, which is
 exactly what a relying party sees.
 """
@@ -21,16 +21,9 @@ from datetime import datetime, timedelta
 
 import pytest
 from cryptography import x509
-from pdfkit import (
-    Issued,
-    SamplePdf,
-    TestPki,
-    add_dss,
-    make_ocsp_response,
-    make_pdf,
-    make_pki,
-    seal_pdf,
-)
+from hankokit import add_dss, seal_pdf
+from pdfkit import SamplePdf, make_pdf
+from pkikit import Issued, TestPki, make_ocsp_response, make_pki
 
 from eseal.errors import Conflict, InvalidInput
 from eseal.signing.intake import EnterpriseSeals, check_sealed_upload

@@ -32,7 +32,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
-from pdfkit import add_dss, make_pdf
+from hankokit import add_dss
+from pdfkit import make_pdf
 from sitekit import Holder, ca_home, seal_with_token
 
 from eseal.ca.authority import Authority

@@ -19,7 +19,9 @@ from asn1crypto import keys as asn1_keys
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pdfkit import asn1_cert, break_startxref, make_pdf, make_pki, rewrite_pdf
+from hankokit import rewrite_pdf
+from pdfkit import break_startxref, make_pdf
+from pkikit import asn1_cert, make_pki
 from sitekit import Holder, ca_home, eseal_cli, seal_with_token
 
 from eseal.ca.authority import Authority

@@ -18,19 +18,9 @@ from collections.abc import Callable, Mapping
 from io import BytesIO
 
 import pytest
-from pdfkit import (
-    PdfBuilder,
-    SamplePdf,
-    TestPki,
-    add_doc_timestamp,
-    form_update,
-    make_pdf,
-    make_pki,
-    pyhanko_signer,
-    seal_pdf,
-    stream_object,
-    timestamper,
-)
+from hankokit import add_doc_timestamp, form_update, pyhanko_signer, seal_pdf, timestamper
+from pdfkit import PdfBuilder, SamplePdf, make_pdf, stream_object
+from pkikit import TestPki, make_pki
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 

@@ -16,7 +16,8 @@ from io import BytesIO
 
 import pytest
 from inkkit import fill_placeholder, later_seal, one_page_pdf, seal_lt
-from pdfkit import Issued, TestPki, make_form_pdf, make_pki
+from pdfkit import make_form_pdf
+from pkikit import Issued, TestPki, make_pki
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from eseal.signing.modifications import review_after
