@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import USCC_A
-from tests.test_login import World, build_world
+from tests.worldkit import World, build_world
 
 #: the world's upload limit (PDF bodies), small so a test can cross it cheaply
 UPLOAD_LIMIT = 1024 * 1024

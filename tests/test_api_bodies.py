@@ -31,7 +31,7 @@ from tests.doorkit import (
     json_of_size,
     send_raw,
 )
-from tests.test_login import World
+from tests.worldkit import World
 
 
 @pytest.fixture(scope="module")

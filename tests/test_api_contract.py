@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from tests.conftest import USCC_A
 from tests.doorkit import app_routes, check, door_world, fill
-from tests.test_login import World
+from tests.worldkit import World
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 OUT_OF_RANGE_IDS: list[int | str] = [0, -1, 2**31, 2**62, 10**20, "9" * 5000, "-" + "9" * 5000]

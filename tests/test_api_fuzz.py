@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.test_login import ENTERPRISE_HOLDERS, World, build_world
+from tests.worldkit import ENTERPRISE_HOLDERS, World, build_world
 
 EXAMPLES = 8
 #: operations a session-holding fuzzer must not call: they end the session it fuzzes with

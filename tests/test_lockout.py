@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import USCC_A, LiveServer, free_port
-from tests.test_login import (
+from tests.worldkit import (
     MAIL_A,
     World,
     build_world,

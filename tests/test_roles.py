@@ -17,7 +17,7 @@ import pytest
 
 from eseal.holder.client import ServiceError
 from tests.conftest import NAME_B, USCC_A, USCC_B
-from tests.test_login import ENTERPRISE_HOLDERS, PIN, SO_PIN, World, build_world
+from tests.worldkit import ENTERPRISE_HOLDERS, PIN, SO_PIN, World, build_world
 
 PDF = "application/pdf"
 SAFE = ("get", "head", "options")
