@@ -26,9 +26,9 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
+from eseal.audit.head import TokenHeadStore
+from eseal.audit.log import AuditLog
 from eseal.ca import profiles
-from eseal.ca.audit import AuditLog
-from eseal.ca.audit_head import TokenHeadStore
 from eseal.errors import ConfigError, Conflict, EsealError, InvalidInput, NotFound
 from eseal.pki import identity
 from eseal.pki.csr import load_csr

@@ -51,9 +51,9 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca import audit_head
-from eseal.ca.audit_anchor import AnchorError, CrlAnchor, read_anchor
-from eseal.ca.audit_head import HeadRecord, HeadState, HeadStore, row_hash
+from eseal.audit import head as audit_head
+from eseal.audit.anchor import AnchorError, CrlAnchor, read_anchor
+from eseal.audit.head import HeadRecord, HeadState, HeadStore, row_hash
 from eseal.store.models import AuditCheckpoint, AuditEvent, CrlRecord
 
 GENESIS = "0" * 64
