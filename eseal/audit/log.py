@@ -492,8 +492,7 @@ class AuditLog:
                 raw = json.loads(line)
                 seq = raw.get("seq")
                 entries.append((int(raw["event_id"]), str(raw["event_hash"]),
-                                datetime.fromisoformat(raw["at"]),
-                                bytes.fromhex(raw["signature"]),
+                                datetime.fromisoformat(raw["at"]), bytes.fromhex(raw["signature"]),
                                 int(seq) if seq is not None else None,
                                 str(raw["prev"]) if seq is not None else None))
             except (ValueError, KeyError, TypeError):
