@@ -214,3 +214,48 @@ def test_certificates_are_laid_out_and_signed_in_one_place_each() -> None:
         "ca/authority.py", "ra/enrollment_codes.py", "ra/rekey.py", "ra/renewal.py",
         "ra/staff.py"}
     assert IssuanceRequest.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def _pkilint_results(results: list[Any]) -> list[tuple[str, str, tuple[str, ...]]]:
+    return [(r.validator.name, r.node.path, tuple(str(d) for d in r.finding_descriptions))
+            for r in results]
+
+
+def test_the_faster_walk_finds_exactly_what_pkilint_finds(authority: Authority) -> None:
+    """The issuer's walk only skips validators that cannot match: on the CA's certificates,
+    every end-entity profile and certificates with known faults, it returns pkilint's own
+    results in pkilint's order."""
+    from datetime import UTC
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    ders = [authority.certificate(r).public_bytes(serialization.Encoding.DER)
+            for r in ("root", "issuing", "ocsp", "tsa")]
+    for profile in ("login", "seal"):
+        ders.append(authority.issue(make_csr(), uscc=USCC_A, profile=profile, holder="张三",
+                                    actor=ACTOR).certificate.public_bytes(
+                                        serialization.Encoding.DER))
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bad")])
+    base = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(5)
+            .not_valid_before(datetime(2026, 1, 1, tzinfo=UTC))
+            .not_valid_after(datetime(2027, 1, 1, tzinfo=UTC)))
+    faulty = [
+        base.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=False),
+        base.add_extension(x509.KeyUsage(True, False, False, False, False, True, False, False,
+                                         False), critical=True),
+        base.add_extension(x509.SubjectAlternativeName([x509.DNSName("")]), critical=False),
+    ]
+    ders += [b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+             for b in faulty]
+    container, load, _ = issuer._pkix_validator()
+    found_any = 0
+    for der in ders:
+        ours = _pkilint_results(issuer._walker().walk(container, load(der, "c").root, []))
+        theirs = _pkilint_results(container.validate(load(der, "c").root))
+        assert ours == theirs
+        found_any += any(f for _, _, f in ours)
+    assert found_any >= len(faulty)

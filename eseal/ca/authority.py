@@ -41,7 +41,6 @@ from eseal.ca.issuance import (
 )
 from eseal.ca.issuer import build_certificate, sign_certificate
 from eseal.errors import ConfigError, Conflict, EsealError, NotFound
-from eseal.pki import identity
 from eseal.pki.dates import add_years
 from eseal.pki.serials import normalize_serial, random_serial, serial_hex
 from eseal.settings import Settings
@@ -249,8 +248,7 @@ class Authority:
         details: dict[str, Any] = {"uscc": uscc, "profile": profile, "holder": holder}
 
         def vet() -> IssuanceRequest:
-            identity.validate_uscc(uscc)
-            csr, holder_name = check_csr(csr_pem, profile=profile, holder=holder)
+            csr, holder_name = check_csr(csr_pem, profile=profile, holder=holder, uscc=uscc)
             with self.db.read() as s:
                 ent = self.enterprise_row(s, uscc)
                 request = enterprise_request(csr, enterprise=ent, profile=profile,

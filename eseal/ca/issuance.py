@@ -87,14 +87,16 @@ class Draft:
 
 
 # --- vetting, once ------------------------------------------------------------------------
-def check_csr(csr_pem: bytes, *, profile: str,
-              holder: str) -> tuple[x509.CertificateSigningRequest, str]:
-    """An enterprise CSR's own checks: a known profile, a parseable request whose signature
-    proves possession of the key, the key policy, a valid holder name. Returns the CSR and
-    the holder's name as it will be certified."""
+def check_csr(csr_pem: bytes, *, profile: str, holder: str,
+              uscc: str | None = None) -> tuple[x509.CertificateSigningRequest, str]:
+    """An enterprise CSR's own checks, in this order: a known profile, the credit code's
+    form (if given), a parseable request whose signature proves possession of the key, the
+    key policy, a valid holder name. Returns the CSR and the holder's name as certified."""
     if profile not in ENTERPRISE_PROFILES:
         raise InvalidInput("PROFILE_UNKNOWN", f"unknown profile {profile!r} (login or seal)",
                            f"未知证书模板 {profile!r}（login 或 seal）", field="profile")
+    if uscc is not None:
+        identity.validate_uscc(uscc)
     csr = load_csr(csr_pem)
     check_key_policy(csr.public_key())
     return csr, identity.validate_person_name(holder, "holder")
