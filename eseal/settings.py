@@ -41,7 +41,7 @@ class Settings:
     pkcs11_module: str = field(default_factory=default_pkcs11_module)
     softhsm_conf: str = ""  # empty: $SOFTHSM2_CONF if set, else <home>/softhsm2.conf
     ca_token_label: str = "eseal-ca"
-    lint_on_issue: bool = False
+    lint_on_issue: bool = True  # pkilint before the token signs (eseal.ca.issuer)
     enterprise_validity_days: int = 365
     renewal_window_days: int = 90
     renewal_grace_days: int = 90

@@ -76,7 +76,7 @@ def test_consistently_rewritten_tail_is_caught_by_the_signed_checkpoint(
         logged: Authority) -> None:
     # Rewrite row 3 and recompute every later hash: the chain is self-consistent again,
     # but the checkpoint signed by the token's audit key no longer matches.
-    from eseal.ca.audit import event_hash
+    from eseal.audit.log import event_hash
 
     with logged.db.engine.begin() as conn:
         rows = conn.execute(text("SELECT id, at, actor, action, outcome, target, details "

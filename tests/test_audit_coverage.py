@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from eseal.ca.audit import AuditReport, event_hash
-from eseal.ca.audit_head import AuditHistoryRewritten
+from eseal.audit.head import AuditHistoryRewritten
+from eseal.audit.log import AuditReport, event_hash
 from eseal.ca.authority import Authority
 from eseal.ca.status import publish
 from eseal.holder.client import EsealClient

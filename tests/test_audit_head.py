@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from eseal.ca.audit import _checkpoint_message, event_hash
-from eseal.ca.audit_head import HEAD_LABEL, AuditHistoryRewritten, TokenHeadStore
+from eseal.audit.head import HEAD_LABEL, AuditHistoryRewritten, TokenHeadStore
+from eseal.audit.log import _checkpoint_message, event_hash
 from eseal.ca.authority import Authority
 from eseal.token import delete_objects, lock
 from eseal.token.data_objects import read_data

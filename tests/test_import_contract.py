@@ -26,14 +26,15 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 #: each room may import besides the kernel (errors, clock, settings). ``__main__`` is the
 #: ``python -m eseal`` entry point and ``demo`` the demo script: doors like ``cli``.
 KERNEL = {"errors", "clock", "settings"}
-DOORS_MAY = {"ra", "auth", "ca", "signing", "holder", "token", "store", "pki"}
+DOORS_MAY = {"ra", "auth", "ca", "audit", "signing", "holder", "token", "store", "pki"}
 ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli", "api", "demo", *DOORS_MAY},
     "cli": DOORS_MAY, "api": DOORS_MAY, "demo": DOORS_MAY,
-    "ra": {"ca", "auth", "store", "token", "pki"},
+    "ra": {"ca", "auth", "audit", "store", "token", "pki"},
     "holder": {"signing", "token", "pki"},
     "auth": {"store", "pki"},
-    "ca": {"token", "store", "pki"},
+    "ca": {"audit", "token", "store", "pki"},
+    "audit": {"token", "store", "pki"},
     "signing": {"token", "pki"},
     "token": {"pki"},
     "store": set(),

@@ -179,21 +179,21 @@ def test_four_threads_issue_two_thousand_distinct_stored_certificates(
 
 def test_lint_on_issue_setting_lints_every_certificate_inside_the_ca(
         authority: Authority, monkeypatch: pytest.MonkeyPatch) -> None:
-    from eseal.ca import profiles
+    from eseal.ca import issuer
 
     linted: list[list[str]] = []
-    real = profiles.lint_certificate
+    real = issuer.lint_der
 
-    def spy(pem: bytes) -> list[str]:  # calls the real pkilint, records its findings
-        linted.append(real(pem))
+    def spy(der: bytes, severity: str = "WARNING") -> list[str]:  # the real pkilint
+        linted.append(real(der, severity))
         return linted[-1]
 
-    monkeypatch.setattr(profiles, "lint_certificate", spy)
+    monkeypatch.setattr(issuer, "lint_der", spy)
     authority.issue(make_csr(), uscc=USCC_A, profile="login", holder="王五",
                     actor="officer:test")
-    assert linted == []  # off by default: ~2.5 ms a certificate
-    linting = Authority(authority.settings.replace(lint_on_issue=True), authority.db,
-                        authority.ca_session)
-    linting.issue(make_csr(), uscc=USCC_A, profile="seal", holder="张三",
-                  actor="officer:test")
-    assert linted == [[]]
+    assert linted == [[]]  # on by default (~2 ms a certificate), before the token signs
+    unlinted = Authority(authority.settings.replace(lint_on_issue=False), authority.db,
+                         authority.ca_session)
+    unlinted.issue(make_csr(), uscc=USCC_A, profile="seal", holder="张三",
+                   actor="officer:test")
+    assert linted == [[]]  # switched off: not linted

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from eseal.ca.authority import Authority
+from eseal.ca.issuance import IssuanceRequest
 from eseal.errors import EsealError
 from eseal.ra import notices, renewal, revocation
 from eseal.ra.enterprises import register_enterprise
@@ -91,16 +92,14 @@ def issue(auth: Authority, uscc: str = USCC_C) -> str:
 
 
 def expiring_at(auth: Authority, not_after: str) -> str:
-    """A certificate with a chosen notAfter, made with the authority's draft/store steps."""
+    """A certificate with a chosen notAfter, made through the one issuance path (certify)."""
     with auth.db.read() as s:
         ent = auth.enterprise_row(s, USCC_C)
     end = datetime.fromisoformat(not_after)
-    draft = auth.draft(enterprise=ent, public_key=ec.generate_private_key(ec.SECP256R1())
-                       .public_key(), profile="seal", holder="王五", token_label=None,
-                       not_after=end, key_certified_at=end - timedelta(days=365))
-    with auth.db.write() as s:
-        auth.store(s, draft, renewing=False)
-    return draft.serial
+    return auth.certify(IssuanceRequest(
+        profile="seal", public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        holder="王五", actor=ACTOR, target=USCC_C, enterprise=ent, not_after=end,
+        key_certified_at=end - timedelta(days=365))).serial
 
 
 def outbox(auth: Authority) -> list[Outbox]:

@@ -28,12 +28,11 @@ from pyhanko_certvalidator.errors import InvalidCertificateError, PathValidation
 from pyhanko_certvalidator.policy_decl import PKIXValidationParams
 
 from eseal import clock
+from eseal.ca.issuer import build_certificate, lint_certificate
 from eseal.ca.profiles import (
     PROFILES,
     SubjectInfo,
     add_years,
-    build_certificate,
-    lint_certificate,
     subject_name,
     validity_for,
 )

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from eseal.ca import status
 from eseal.ca.authority import Authority
+from eseal.ca.issuance import IssuanceRequest
 from eseal.cli.cmd_token import LocalRekeyCa
 from eseal.errors import EsealError
 from eseal.holder.rekey import rekey_on_token
@@ -65,17 +66,14 @@ def issue(auth: Authority, uscc: str = USCC_A, key: Any = None) -> str:
 
 def planted(auth: Authority, not_after: str, certified: str | None = None) -> str:
     """A certificate with a chosen notAfter (and key age), made with the authority's own
-    draft/store steps: how a certificate issued long ago would look."""
+    one issuance path (certify): how a certificate issued long ago would look."""
     with auth.db.read() as s:
         ent = auth.enterprise_row(s, USCC_A)
     end = t(not_after)
-    draft = auth.draft(enterprise=ent, public_key=ec.generate_private_key(ec.SECP256R1())
-                       .public_key(), profile="login", holder="王五", token_label=None,
-                       not_after=end, key_certified_at=t(certified) if certified
-                       else end - timedelta(days=365))
-    with auth.db.write() as s:
-        auth.store(s, draft, renewing=False)
-    return draft.serial
+    return auth.certify(IssuanceRequest(
+        profile="login", public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
+        holder="王五", actor=ACTOR, target=USCC_A, enterprise=ent, not_after=end,
+        key_certified_at=t(certified) if certified else end - timedelta(days=365))).serial
 
 
 def row(auth: Authority, serial: str) -> Certificate:

@@ -3,8 +3,8 @@
 Auditors change nothing: every route here is a read. Verification recomputes the hash chain,
 checks the checkpoints signed by the CA token's audit key and the audit head carried by the
 CA's stored CRLs, and reports how many events at the end no signature covers against the
-checkpoint cadence (``eseal.ca.audit``), and that the database still holds the newest
-checkpoint the CA token recorded (``eseal.ca.audit_head``). CRL copies held by relying parties
+checkpoint cadence (``eseal.audit.log``), and that the database still holds the newest
+checkpoint the CA token recorded (``eseal.audit.head``). CRL copies held by relying parties
 are checked with ``eseal audit verify --crl``.
 """
 

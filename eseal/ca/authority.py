@@ -1,15 +1,16 @@
 """The authority: the one object that holds the CA token session, the database and the log.
 
 Boulder splits a CA into a registration authority (policy), a signer and a storage
-authority; eseal keeps those rooms as modules (``identity``/``profiles`` decide, the token
-signs, ``eseal.store`` keeps) and this class is the thin hall between them. Every state
+authority; eseal keeps those rooms as modules (``eseal.ra`` decides, ``profiles`` lays a
+certificate out, ``issuer`` lints and signs with the token key, ``eseal.store`` keeps) and
+this class is the thin hall between them. Every certificate is made through ``certify``
+from one ``IssuanceRequest`` (``eseal.ca.issuance``). Every state
 change and every refusal goes through ``self.audit`` in the same transaction as the change.
 No certificate is handed out before its row and its audit event are committed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -26,14 +27,21 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
+from eseal.audit.head import TokenHeadStore
+from eseal.audit.log import AuditLog
 from eseal.ca import profiles
-from eseal.ca.audit import AuditLog
-from eseal.ca.audit_head import TokenHeadStore
-from eseal.errors import ConfigError, Conflict, EsealError, InvalidInput, NotFound
-from eseal.pki import identity
-from eseal.pki.csr import load_csr
+from eseal.ca.issuance import (
+    Draft,
+    IssuanceRequest,
+    Issued,
+    check_csr,
+    check_enterprise_active,
+    enterprise_request,
+    spki_sha256,
+)
+from eseal.ca.issuer import build_certificate, sign_certificate
+from eseal.errors import ConfigError, Conflict, EsealError, NotFound
 from eseal.pki.dates import add_years
-from eseal.pki.key_policy import check_key_policy
 from eseal.pki.serials import normalize_serial, random_serial, serial_hex
 from eseal.settings import Settings
 from eseal.store import Database, open_database
@@ -57,7 +65,6 @@ CA_ROLES: dict[str, KeySpec] = {
     "tsa": "ec-p256",
     "audit": "ec-p256",
 }
-ENTERPRISE_PROFILES = ("login", "seal")
 CA_ORGANISATION = "eseal Enterprise CA"
 
 T = TypeVar("T")
@@ -72,28 +79,6 @@ _ENTERPRISE_BY_USCC = select(_ENTERPRISES).where(_ENTERPRISES.c.uscc == bindpara
 
 
 @dataclass(frozen=True)
-class Issued:
-    serial: str
-    certificate: x509.Certificate
-
-    @property
-    def pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A signed certificate not yet recorded: never leaves the authority unless stored."""
-
-    issued: Issued
-    row: dict[str, Any]
-
-    @property
-    def serial(self) -> str:
-        return self.issued.serial
-
-
-@dataclass(frozen=True)
 class InitResult:
     home: Path
     base_url: str
@@ -101,12 +86,6 @@ class InitResult:
     ca_so_pin: str  # shown once by the CLI, never stored in clear
     root: x509.Certificate
     issuing: x509.Certificate
-
-
-def spki_sha256(public_key: Any) -> str:
-    der = public_key.public_bytes(serialization.Encoding.DER,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
 
 
 def configure_tokens(settings: Settings) -> None:
@@ -264,52 +243,56 @@ class Authority:
     # -- issuance -----------------------------------------------------------------------
     def issue(self, csr_pem: bytes, *, uscc: str, profile: str, holder: str, actor: str,
               token_label: str | None = None) -> Issued:
-        """Certify the key in a CSR for an enterprise under a profile (login or seal)."""
-        details = {"uscc": uscc, "profile": profile, "holder": holder}
+        """Certify the key in a CSR for an enterprise under a profile (login or seal): the
+        officer's door (and the token enrolment's), vetted once, then ``certify``."""
+        details: dict[str, Any] = {"uscc": uscc, "profile": profile, "holder": holder}
 
-        def validate() -> tuple[x509.CertificateSigningRequest, str]:
-            if profile not in ENTERPRISE_PROFILES:
-                raise InvalidInput("PROFILE_UNKNOWN",
-                                   f"unknown profile {profile!r} (login or seal)",
-                                   f"未知证书模板 {profile!r}（login 或 seal）", field="profile")
-            identity.validate_uscc(uscc)
-            csr = load_csr(csr_pem)
-            check_key_policy(csr.public_key())
-            return csr, identity.validate_person_name(holder, "holder")
-
-        csr, holder_name = self.refusing(validate, actor=actor, action="cert.issue",
-                                         target=uscc, details=details)
-        public_key = csr.public_key()
-
-        def vet() -> Any:
+        def vet() -> IssuanceRequest:
+            csr, holder_name = check_csr(csr_pem, profile=profile, holder=holder, uscc=uscc)
             with self.db.read() as s:
                 ent = self.enterprise_row(s, uscc)
-                self.check_enterprise_active(ent)
-                identity.check_subject_matches(csr.subject, uscc=ent.uscc, name=ent.name)
-                self.check_key_free(s, spki_sha256(public_key), profile, renewing=False)
-                return ent
+                request = enterprise_request(csr, enterprise=ent, profile=profile,
+                                             holder=holder_name, actor=actor,
+                                             token_label=token_label, target=uscc)
+                self.check_key_free(s, request.spki_sha256, profile, renewing=False)
+            return request
 
-        ent = self.refusing(vet, actor=actor, action="cert.issue", target=uscc, details=details)
-        # Built and signed outside the write lock, so CA processes sign in parallel; the
-        # checks are repeated under the lock and a draft that loses a race is discarded
-        # unseen: nothing is handed out before its row and audit event are committed.
-        draft = self.draft(enterprise=ent, public_key=public_key, profile=profile,
-                            holder=holder_name, token_label=token_label)
-        details["serial"] = draft.serial
-        with self.change(actor=actor, action="cert.issue", target=uscc, details=details) as s:
-            if self.enterprise_row(s, uscc) != ent:
+        request = self.refusing(vet, actor=actor, action="cert.issue", target=uscc,
+                                details=details)
+        return self.certify(request, details=details)
+
+    def certify(self, request: IssuanceRequest, *, details: dict[str, Any] | None = None,
+                serial_field: str = "serial",
+                then: Callable[[Session, Draft], None] | None = None) -> Issued:
+        """The one issuance path: prepare -> lint -> sign with the issuing key on the token,
+        then record the row and the audit event (``request.action``) in one transaction.
+
+        Built and signed outside the write lock, so CA processes sign in parallel; under the
+        lock the key is checked again, the enterprise the certificate names must be the row
+        that was vetted (``ENTERPRISE_CHANGED``), and ``then`` re-checks what the caller
+        decided on (it may raise to discard the draft), so a draft that loses a race is
+        dropped unseen: nothing is handed out before its row and audit event are committed.
+        A lint finding (``CERT_LINT_FAILED``) is refused and audited before the token signs."""
+        details = details if details is not None else {}
+        details["lint"] = "pkilint" if self.settings.lint_on_issue else "off"
+        draft = self.refusing(lambda: self._draft(request), actor=request.actor,
+                              action=request.action, target=request.target, details=details)
+        details[serial_field] = draft.serial
+        with self.change(actor=request.actor, action=request.action, target=request.target,
+                         details=details) as s:
+            ent = request.enterprise
+            if ent is not None and self.enterprise_row(s, ent.uscc) != ent:
                 raise Conflict("ENTERPRISE_CHANGED",
-                               f"enterprise {uscc} changed during issuance; try again",
-                               f"企业 {uscc} 信息在签发过程中发生变化，请重试", field="uscc")
-            self.store(s, draft, renewing=False)
+                               f"enterprise {ent.uscc} changed during issuance; try again",
+                               f"企业 {ent.uscc} 信息在签发过程中发生变化，请重试", field="uscc")
+            self.check_key_free(s, draft.row["spki_sha256"], request.profile,
+                                renewing=request.renewing)
+            s.connection().execute(_INSERT_CERT, draft.row)
+            if then is not None:
+                then(s, draft)
         return draft.issued
 
-    @staticmethod
-    def check_enterprise_active(ent: Any) -> None:
-        if ent.status != "active":
-            raise Conflict("ENTERPRISE_DEREGISTERED",
-                           f"enterprise {ent.uscc} is deregistered: nothing new is issued",
-                           f"企业 {ent.uscc} 已注销，不再签发证书", field="uscc")
+    check_enterprise_active = staticmethod(check_enterprise_active)
 
     @staticmethod
     def check_key_free(s: Session, spki: str, profile: str, *, renewing: bool) -> None:
@@ -330,50 +313,41 @@ class Authority:
                                f"该密钥已有有效的 {profile} 证书（序列号 {serial}），请办理续期",
                                field="csr")
 
-    def draft(self, *, enterprise: Any, public_key: Any, profile: str, holder: str,
-               token_label: str | None, not_after: Any = None, renewed_from: str | None = None,
-               key_certified_at: Any = None) -> Draft:
-        """Build and sign a certificate, and the row that will record it (no database)."""
+    def _draft(self, request: IssuanceRequest) -> Draft:
+        """Prepare, lint and sign the certificate, and the row that will record it (no
+        database): only ``certify`` calls this."""
         now = clock.now()
         not_before = now.replace(microsecond=0)
+        issuing = self.certificate("issuing")
         # Never outlive the issuing CA (RFC 5280 path validation would fail after it).
-        expiry = min(not_after or add_years(not_before, 1),
-                     self.certificate("issuing").not_valid_after_utc)
-        info = profiles.SubjectInfo(common_name=enterprise.name if profile == "seal" else holder,
-                                    registered_name=enterprise.name if enterprise else None,
-                                    uscc=enterprise.uscc if enterprise else None,
-                                    organization=None if enterprise else CA_ORGANISATION)
+        expiry = min(request.not_after or add_years(not_before, 1),
+                     issuing.not_valid_after_utc)
+        ent = request.enterprise
+        info = profiles.SubjectInfo(
+            common_name=ent.name if request.profile == "seal" else request.holder,
+            registered_name=ent.name if ent else None, uscc=ent.uscc if ent else None,
+            organization=None if ent else CA_ORGANISATION)
         serial = random_serial()
-        cert = profiles.build_certificate(
-            profile, subject=profiles.subject_name(profile, info), public_key=public_key,
-            issuer_cert=self.certificate("issuing"), issuer_key=self.key("issuing"),
-            serial=serial, not_before=not_before, not_after=expiry,
-            base_url=self.settings.base_url)
-        der = cert.public_bytes(serialization.Encoding.DER)
-        if self.settings.lint_on_issue:
-            findings = profiles.lint_certificate(cert.public_bytes(serialization.Encoding.PEM))
-            if findings:
-                raise EsealError("CERT_LINT_FAILED",
-                                 f"the certificate failed linting: {findings[0]}",
-                                 f"证书检查未通过：{findings[0]}")
+        key = self.key("issuing")
+        prepared = profiles.prepare_certificate(
+            request.profile, subject=profiles.subject_name(request.profile, info),
+            public_key=request.public_key, issuer_cert=issuing,
+            issuer_public_key=key.public_key(), serial=serial, not_before=not_before,
+            not_after=expiry, base_url=self.settings.base_url)
+        cert = sign_certificate(prepared, key, lint=self.settings.lint_on_issue)
         row = {
             "serial": serial_hex(serial), "issuer_role": "issuing",
-            "enterprise_id": enterprise.id if enterprise else None, "profile": profile,
-            "holder": holder, "subject": cert.subject.rfc4514_string(),
-            "spki_sha256": spki_sha256(public_key),
-            "key_id": x509.SubjectKeyIdentifier.from_public_key(public_key).digest.hex(),
+            "enterprise_id": ent.id if ent else None, "profile": request.profile,
+            "holder": request.holder, "subject": cert.subject.rfc4514_string(),
+            "spki_sha256": request.spki_sha256,
+            "key_id": x509.SubjectKeyIdentifier.from_public_key(request.public_key).digest.hex(),
             "not_before": not_before, "not_after": expiry, "status": "good",
-            "status_version": 0, "key_certified_at": key_certified_at or now,
+            "status_version": 0, "key_certified_at": request.key_certified_at or now,
             "revoked_at": None, "revocation_reason": None, "invalidity_date": None,
-            "replaced_by": None, "renewed_from": renewed_from, "token_label": token_label,
-            "der": der, "created_at": now}
-        return Draft(Issued(serial=serial_hex(serial), certificate=cert), row)
-
-    def store(self, s: Session, draft: Draft, *, renewing: bool) -> None:
-        """Record a draft inside the caller's write transaction, re-checking the key."""
-        self.check_key_free(s, draft.row["spki_sha256"], draft.row["profile"],
-                             renewing=renewing)
-        s.connection().execute(_INSERT_CERT, draft.row)
+            "replaced_by": None, "renewed_from": request.renewed_from,
+            "token_label": request.token_label,
+            "der": cert.public_bytes(serialization.Encoding.DER), "created_at": now}
+        return Draft(Issued(serial=serial_hex(serial), certificate=cert), row, request)
 
     # -- reading certificates -----------------------------------------------------------
     def certificate_row(self, serial: str) -> Certificate:
@@ -436,24 +410,24 @@ def init_home(settings: Settings, *, actor: str = "officer:init") -> InitResult:
     keys = {role: private_key_for(ts, info) for role, info in infos.items()}
     now = clock.now().replace(microsecond=0)
     ca_info = profiles.SubjectInfo(common_name="eseal Root CA", organization=CA_ORGANISATION)
-    root = profiles.build_certificate(
+    root = build_certificate(
         "root", subject=profiles.subject_name("root", ca_info),
         public_key=infos["root"].public_key, issuer_cert=None, issuer_key=keys["root"],
         serial=random_serial(), not_before=now, not_after=add_years(now, 20),
-        base_url=settings.base_url)
+        base_url=settings.base_url, lint=settings.lint_on_issue)
     certs: dict[str, tuple[x509.Certificate, str]] = {"root": (root, "root")}
     plan = (("issuing", "eseal Issuing CA", "root", 10),
             ("ocsp", "eseal OCSP Responder", "issuing", 2),
             ("tsa", "eseal Timestamping Authority", "issuing", 5))
     for role, cn, issuer_role, years in plan:
         issuer_cert = certs[issuer_role][0]
-        cert = profiles.build_certificate(
+        cert = build_certificate(
             role, subject=profiles.subject_name(
                 role, profiles.SubjectInfo(common_name=cn, organization=CA_ORGANISATION)),
             public_key=infos[role].public_key, issuer_cert=issuer_cert,
             issuer_key=keys[issuer_role], serial=random_serial(), not_before=now,
             not_after=min(add_years(now, years), issuer_cert.not_valid_after_utc),
-            base_url=settings.base_url)
+            base_url=settings.base_url, lint=settings.lint_on_issue)
         certs[role] = (cert, issuer_role)
     audit_log = AuditLog(
         signer=lambda m: keys["audit"].sign(m, ec.ECDSA(hashes.SHA256())),

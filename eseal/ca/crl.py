@@ -136,7 +136,7 @@ def build_crl(
     """A signed full CRL (DER) listing ``entries``, sorted by serial.
 
     ``extra_extensions`` are DER ``Extension``s appended after AKI and CRL number (the audit
-    head, ``eseal.ca.audit_anchor``).
+    head, ``eseal.audit.anchor``).
 
     ``entries`` is consumed once and may be a generator (rows streamed from the database),
     so the caller never needs a million entry objects in memory at once. Raises

@@ -24,14 +24,13 @@ Choices worth knowing (each is pinned by a test against an independent tool):
   ``C=CN, O=<registered name>, organizationIdentifier=NTRCN-<USCC>, CN=...``; the seal's CN
   is the registered name itself. Names are copied byte for byte (UTF8String), never
   normalised (see ``eseal.pki.identity``).
-* Signatures use SHA-384 when the issuer key is P-384 (the root), SHA-256 otherwise, and are
-  made through ``builder.sign(issuer_key, ...)`` so the issuer key may be a token key.
+* Signatures use SHA-384 when the issuer key is P-384 (the root), SHA-256 otherwise. This
+  module lays a certificate out (``prepare_certificate``) and signs nothing: the issuer
+  (``eseal.ca.issuer``) lints it, then signs it with the token key.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -47,7 +46,7 @@ from cryptography.x509.oid import (
     NameOID,
 )
 
-from eseal.errors import ConfigError, InvalidInput
+from eseal.errors import InvalidInput
 from eseal.pki import oids
 from eseal.pki.dates import add_years
 from eseal.pki.identity import (
@@ -271,16 +270,32 @@ def _pointer_extensions(p: Profile, base: str) -> list[tuple[x509.ExtensionType,
     return [(crl_dp, False), (x509.AuthorityInformationAccess(access), False)]
 
 
-def build_certificate(profile: str, *, subject: x509.Name, public_key: Any,
-                      issuer_cert: x509.Certificate | None, issuer_key: Any, serial: int,
-                      not_before: datetime, not_after: datetime,
-                      base_url: str) -> x509.Certificate:
-    """Build and sign one certificate of ``profile``; ``issuer_cert`` None means self-signed.
+@dataclass(frozen=True)
+class Prepared:
+    """A to-be-signed certificate: every field fixed, no signature yet.
+
+    cryptography's builders are immutable, so the issuer (``eseal.ca.issuer``) signs this same
+    builder twice, with a throw-away key for the linter and then with the CA's token key, and
+    both certificates carry the very same fields."""
+
+    profile: str
+    builder: x509.CertificateBuilder
+    hash_algorithm: hashes.HashAlgorithm
+    issuer_public_key: Any
+    self_signed: bool = False
+
+
+def prepare_certificate(profile: str, *, subject: x509.Name, public_key: Any,
+                        issuer_cert: x509.Certificate | None, issuer_public_key: Any,
+                        serial: int, not_before: datetime, not_after: datetime,
+                        base_url: str) -> Prepared:
+    """Lay out one certificate of ``profile``; ``issuer_cert`` None means self-signed.
 
     Refuses (``InvalidInput``, nothing signed) a key outside the key policy or the profile's key
-    type, an issuer certificate of the wrong profile or not matching ``issuer_key``, a serial
-    outside 1..2^159-1, and a validity that is empty or outside the issuer's. Times are
-    truncated to whole seconds (X.509 has no fractions): pass whole seconds if you store them.
+    type, an issuer certificate of the wrong profile or not matching ``issuer_public_key`` (the
+    key that will sign), a serial outside 1..2^159-1, and a validity that is empty or outside
+    the issuer's. Times are truncated to whole seconds (X.509 has no fractions): pass whole
+    seconds if you store them. Signing is the issuer's (``eseal.ca.issuer.sign_certificate``).
     """
     p = get_profile(profile)
     spec = key_spec_of(public_key)
@@ -293,7 +308,7 @@ def build_certificate(profile: str, *, subject: x509.Name, public_key: Any,
     if not isinstance(subject, x509.Name) or len(subject) == 0:
         raise InvalidInput("SUBJECT_EMPTY", "the subject name is empty", "证书主体名称为空",
                            field="subject")
-    issuer_public = issuer_key.public_key()
+    issuer_public = issuer_public_key
     if p.issuer_profile is None:
         if issuer_cert is not None:
             raise InvalidInput("WRONG_ISSUER", f"the {profile} profile is self-signed",
@@ -356,59 +371,5 @@ def build_certificate(profile: str, *, subject: x509.Name, public_key: Any,
                .serial_number(serial).not_valid_before(start).not_valid_after(end))
     for ext, critical in exts:
         builder = builder.add_extension(ext, critical=critical)
-    return builder.sign(issuer_key, _signature_hash(issuer_public))
-
-
-# ---------------------------------------------------------------------------------------------
-# linting (pkilint, in process)
-
-@functools.cache
-def _pkix_validator() -> tuple[Any, Callable[[bytes], Any], Any]:
-    try:
-        from pkilint import loader, validation
-        from pkilint.pkix import certificate, extension, name
-    except ImportError as exc:  # pragma: no cover - pkilint ships with the test extra
-        raise ConfigError("PKILINT_MISSING",
-                          "certificate linting needs pkilint (pip install pkilint)",
-                          "证书检查需要安装 pkilint") from exc
-    container = certificate.create_pkix_certificate_validator_container(
-        certificate.create_decoding_validators(name.ATTRIBUTE_TYPE_MAPPINGS,
-                                               extension.EXTENSION_MAPPINGS),
-        [
-            certificate.create_issuer_validator_container([]),
-            certificate.create_validity_validator_container(),
-            certificate.create_subject_validator_container([]),
-            certificate.create_extensions_validator_container([]),
-            certificate.create_spki_validator_container([]),
-        ],
-    )
-    load = loader.RFC5280CertificateDocumentLoader().load_der_document
-    return container, load, validation.ValidationFindingSeverity
-
-
-def lint_certificate(cert_pem: bytes, severity: str = "WARNING") -> list[str]:
-    """pkilint's RFC 5280 lint (what ``lint_pkix_cert lint -s WARNING`` runs), in process.
-
-    Returns one line per finding at ``severity`` or worse (empty list: clean). Accepts PEM or
-    DER. Roughly a few milliseconds per certificate once the validator is built.
-    """
-    container, load, levels = _pkix_validator()
-    try:
-        threshold = levels[severity]
-    except KeyError:
-        raise InvalidInput("SEVERITY_UNKNOWN", f"unknown lint severity {severity!r}",
-                           f"未知的检查级别 {severity!r}", field="severity") from None
-    try:
-        der = (x509.load_pem_x509_certificate(cert_pem) if cert_pem.lstrip().startswith(b"-----")
-               else x509.load_der_x509_certificate(cert_pem)).public_bytes(
-                   serialization.Encoding.DER)
-        doc = load(der, "certificate")
-    except ValueError as exc:
-        raise InvalidInput("CERTIFICATE_UNPARSEABLE", f"not a certificate: {exc}",
-                           "无法解析证书", field="certificate") from exc
-    findings = []
-    for result in container.validate(doc.root):
-        for desc in result.finding_descriptions:
-            if desc.finding.severity <= threshold:
-                findings.append(f"{desc} @ {result.node.path}")
-    return findings
+    return Prepared(profile, builder, _signature_hash(issuer_public), issuer_public,
+                    self_signed=issuer_cert is None)

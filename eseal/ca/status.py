@@ -36,8 +36,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca.audit import chain_head
-from eseal.ca.audit_anchor import audit_head_extension
+from eseal.audit.anchor import audit_head_extension
+from eseal.audit.log import chain_head
 from eseal.ca.crl import RevokedEntry, build_crl
 from eseal.ca.ocsp import CertStatus
 from eseal.errors import InvalidInput

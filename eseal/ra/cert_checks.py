@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca.authority import ENTERPRISE_PROFILES
+from eseal.ca.issuance import ENTERPRISE_PROFILES
 from eseal.errors import Conflict, InvalidInput, NotFound
 from eseal.store.models import Certificate, Enterprise
 

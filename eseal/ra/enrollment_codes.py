@@ -30,9 +30,10 @@ from eseal.auth.accounts import (
     check_role,
     ensure_account,
 )
+from eseal.ca.issuance import IssuanceRequest, check_csr, enterprise_request
 from eseal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from eseal.pki import identity
-from eseal.ra.staff import issue_staff_certificate
+from eseal.ra.staff import staff_request
 from eseal.store.models import EnrollmentCode, Enterprise, TokenRecord
 
 if TYPE_CHECKING:
@@ -190,13 +191,12 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
     gives the code back and withdraws what was issued.
     """
     from eseal.pki.csr import load_csr
-    from eseal.pki.key_policy import check_key_policy
     from eseal.token.usbkey import check_label
 
     details: dict[str, Any] = {"label": label}
     now = clock.now()
 
-    def validate() -> tuple[CodeInfo, dict[str, Any]]:
+    def validate() -> tuple[CodeInfo, dict[str, IssuanceRequest]]:
         info = describe_code(auth, code)
         details.update({"role": info.role, "holder": info.holder, "uscc": info.uscc})
         check_label(label)
@@ -208,11 +208,15 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
                                f"{', '.join(sorted(wanted))} (got {', '.join(sorted(given))})",
                                f"{ROLE_NAMES_ZH[info.role]}须提交以下密钥的证书请求："
                                f"{'、'.join(sorted(wanted))}", field="csrs")
+        # Each CSR is vetted here, once: the requests below are what gets signed.
         loaded = {}
         for purpose, pem in csrs.items():
-            csr = load_csr(pem)
-            check_key_policy(csr.public_key())
-            loaded[purpose] = csr
+            if info.uscc is not None:
+                loaded[purpose] = check_csr(pem, profile=info.profiles[purpose],
+                                            holder=info.holder)[0]
+            else:  # staff: the officer profile; staff_request checks the key policy
+                loaded[purpose] = load_csr(pem)
+        requests: dict[str, IssuanceRequest] = {}
         with auth.db.read() as s:
             record = s.get(TokenRecord, label)
             if record is not None and record.role is not None:
@@ -220,15 +224,21 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
                                f"the CA already has an enrolled token labelled {label!r}; "
                                "give the new USB-Key another label",
                                f"CA 已有标签为 {label!r} 的 USB-Key，请更换标签", field="label")
-            if info.enterprise_id is not None:
-                ent = auth.enterprise_row(s, info.uscc or "")
-                auth.check_enterprise_active(ent)
-                for csr in loaded.values():
-                    identity.check_subject_matches(csr.subject, uscc=ent.uscc, name=ent.name)
-        return info, loaded
+            ent = auth.enterprise_row(s, info.uscc) if info.uscc is not None else None
+            for purpose, csr in loaded.items():
+                profile = info.profiles[purpose]
+                requests[purpose] = (
+                    enterprise_request(csr, enterprise=ent, profile=profile, holder=info.holder,
+                                       actor=actor, token_label=label)
+                    if ent is not None else
+                    staff_request(csr.public_key(), holder=info.holder, label=label,
+                                  actor=actor))
+                auth.check_key_free(s, requests[purpose].spki_sha256, profile,
+                                    renewing=False)
+        return info, requests
 
-    info, loaded = auth.refusing(validate, actor=actor, action="enroll_code.redeem",
-                                 target=label, details=details)
+    info, requests = auth.refusing(validate, actor=actor, action="enroll_code.redeem",
+                                   target=label, details=details)
     code_hash = _code_hash(code)
     with auth.change(actor=actor, action="enroll_code.redeem", target=label,
                      details=details) as s:
@@ -239,15 +249,10 @@ def redeem_code(auth: Authority, *, code: str, label: str, csrs: dict[str, bytes
             raise NotFound(*_CODE_REFUSED, field="code")
     issued: dict[str, Issued] = {}
     try:
-        for purpose, profile in info.profiles.items():
-            pem = csrs[purpose]
-            if info.uscc is not None:
-                issued[purpose] = auth.issue(pem, uscc=info.uscc, profile=profile,
-                                             holder=info.holder, actor=actor, token_label=label)
-            else:
-                issued[purpose] = issue_staff_certificate(
-                    auth, loaded[purpose].public_key(), holder=info.holder, label=label,
-                    actor=actor)
+        for purpose, request in requests.items():
+            facts = ({"uscc": info.uscc} if info.uscc is not None else {"label": label})
+            issued[purpose] = auth.certify(request, details={
+                **facts, "profile": request.profile, "holder": request.holder})
         with auth.change(actor=actor, action="token.enroll", target=label,
                          details={**details, "serials": {p: i.serial
                                                          for p, i in issued.items()}}) as s:

@@ -19,7 +19,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca.authority import Authority, Issued, spki_sha256
+from eseal.ca.authority import Authority
+from eseal.ca.issuance import Draft, IssuanceRequest, Issued, spki_sha256
 from eseal.ca.status import publish_crls
 from eseal.errors import Conflict, InvalidInput
 from eseal.pki import identity
@@ -85,12 +86,13 @@ def rekey(auth: Authority, old_serial: str, csr_pem: bytes, proof: bytes,
 
     row, ent, new_public, terms = auth.refusing(vet, actor=actor, action="cert.rekey",
                                                 target=old_serial, details=details)
-    draft = auth.draft(enterprise=ent, public_key=new_public, profile=row.profile,
-                       holder=row.holder, token_label=row.token_label,
-                       not_after=terms.not_after, renewed_from=row.serial)
-    details.update({"new_serial": draft.serial, "not_after": terms.not_after.isoformat(),
-                    "capped": terms.capped})
-    with auth.change(actor=actor, action="cert.rekey", target=row.serial, details=details) as s:
+    request = IssuanceRequest(
+        profile=row.profile, public_key=new_public, holder=row.holder, actor=actor,
+        action="cert.rekey", target=row.serial, enterprise=ent, token_label=row.token_label,
+        not_after=terms.not_after, renewed_from=row.serial)
+    details.update({"not_after": terms.not_after.isoformat(), "capped": terms.capped})
+
+    def still_current(s: Session, draft: Draft) -> None:
         current = read_certificate(s, row.serial)
         check_live(current, "re-keyed", "更换密钥")
         if current.replaced_by:
@@ -98,8 +100,9 @@ def rekey(auth: Authority, old_serial: str, csr_pem: bytes, proof: bytes,
                            f"certificate {row.serial} was renewed as {current.replaced_by}",
                            f"证书 {row.serial} 已续期为 {current.replaced_by}", field="serial")
         check_cert_enterprise(enterprise_of(s, current), current)
-        auth.store(s, draft, renewing=False)
-    return draft.issued
+
+    return auth.certify(request, details=details, serial_field="new_serial",
+                        then=still_current)
 
 
 def _old_key_rows(s: Session, new: Certificate) -> tuple[Certificate, list[Certificate]]:

@@ -22,9 +22,11 @@ from typing import Any
 
 from cryptography import x509
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca.authority import ENTERPRISE_PROFILES, Authority, Issued
+from eseal.ca.authority import Authority
+from eseal.ca.issuance import ENTERPRISE_PROFILES, Draft, IssuanceRequest, Issued
 from eseal.errors import Conflict, EsealError, InvalidInput
 from eseal.pki.dates import add_years
 from eseal.pki.serials import normalize_serial
@@ -179,29 +181,30 @@ def renew_one(auth: Authority, serial: str, *, actor: str) -> Renewal | Skipped:
                                     details=details)
     if terms is None or ent is None:
         return Skipped(row.serial, f"already renewed as {row.replaced_by}")
-    public_key = x509.load_der_x509_certificate(row.der).public_key()
-    draft = auth.draft(enterprise=ent, public_key=public_key, profile=row.profile,
-                       holder=row.holder, token_label=row.token_label,
-                       not_after=terms.not_after, renewed_from=row.serial,
-                       key_certified_at=row.key_certified_at)
-    details.update({"new_serial": draft.serial, "not_after": terms.not_after.isoformat(),
+    request = IssuanceRequest(
+        profile=row.profile, public_key=x509.load_der_x509_certificate(row.der).public_key(),
+        holder=row.holder, actor=actor, action="cert.renew", target=row.serial,
+        enterprise=ent, token_label=row.token_label, not_after=terms.not_after,
+        renewed_from=row.serial, key_certified_at=row.key_certified_at, renewing=True)
+    details.update({"not_after": terms.not_after.isoformat(),
                     "carried_over": terms.carried_over, "capped": terms.capped})
+
+    def still_renewable(s: Session, draft: Draft) -> None:
+        current = read_certificate(s, row.serial)
+        if current.replaced_by:
+            raise _LostRace(Skipped(row.serial, f"already renewed as {current.replaced_by}"))
+        check_live(current, "renewed", "续期")
+        check_cert_enterprise(enterprise_of(s, current), current)
+        marked = s.connection().execute(_MARK_RENEWED, {"old": row.serial, "new": draft.serial})
+        if marked.rowcount != 1:  # renewed by a concurrent transaction: drop ours
+            raise _LostRace(Skipped(row.serial, "already renewed"))
+
     try:
-        with auth.change(actor=actor, action="cert.renew", target=row.serial,
-                         details=details) as s:
-            current = read_certificate(s, row.serial)
-            if current.replaced_by:
-                raise _LostRace(Skipped(row.serial, f"already renewed as {current.replaced_by}"))
-            check_live(current, "renewed", "续期")
-            check_cert_enterprise(enterprise_of(s, current), current)
-            auth.store(s, draft, renewing=True)
-            marked = s.connection().execute(_MARK_RENEWED, {"old": row.serial,
-                                                            "new": draft.serial})
-            if marked.rowcount != 1:  # renewed by a concurrent transaction: drop ours
-                raise _LostRace(Skipped(row.serial, "already renewed"))
+        issued = auth.certify(request, details=details, serial_field="new_serial",
+                              then=still_renewable)
     except _LostRace as lost:
         return lost.skipped
-    return Renewal(old_serial=row.serial, issued=draft.issued, terms=terms)
+    return Renewal(old_serial=row.serial, issued=issued, terms=terms)
 
 
 @dataclass

@@ -15,36 +15,42 @@ from typing import TYPE_CHECKING, Any
 
 from eseal import clock
 from eseal.auth.accounts import STAFF_ROLES, check_role, ensure_account
+from eseal.ca.issuance import IssuanceRequest
 from eseal.pki import identity
 from eseal.store.models import TokenRecord
 
 if TYPE_CHECKING:
-    from eseal.ca.authority import Authority, Issued
+    from eseal.ca.authority import Authority
+    from eseal.ca.issuance import Issued
 
 
 # --- staff (officers, auditors) ------------------------------------------------------------
+def staff_request(public_key: Any, *, holder: str, label: str,
+                  actor: str) -> IssuanceRequest:
+    """The vetted request for an officer-profile login certificate: the holder's name and
+    the key policy (the key's freedom is checked against the database by the caller)."""
+    from eseal.pki.key_policy import check_key_policy
+
+    name = identity.validate_person_name(holder, "holder")
+    check_key_policy(public_key)
+    return IssuanceRequest(profile="officer", public_key=public_key, holder=name, actor=actor,
+                           target=label, token_label=label)
+
+
 def issue_staff_certificate(auth: Authority, public_key: Any, *, holder: str, label: str,
                             actor: str) -> Issued:
     """An officer-profile login certificate for a CA staff member's token key."""
-    from eseal.ca.authority import spki_sha256
-    from eseal.pki.key_policy import check_key_policy
-
     details = {"profile": "officer", "holder": holder, "label": label}
-    name = auth.refusing(lambda: identity.validate_person_name(holder, "holder"), actor=actor,
-                         action="cert.issue", target=label, details=details)
 
-    def vet() -> None:
-        check_key_policy(public_key)
+    def vet() -> IssuanceRequest:
+        request = staff_request(public_key, holder=holder, label=label, actor=actor)
         with auth.db.read() as s:
-            auth.check_key_free(s, spki_sha256(public_key), "officer", renewing=False)
+            auth.check_key_free(s, request.spki_sha256, "officer", renewing=False)
+        return request
 
-    auth.refusing(vet, actor=actor, action="cert.issue", target=label, details=details)
-    draft = auth.draft(enterprise=None, public_key=public_key, profile="officer", holder=name,
-                       token_label=label)
-    details["serial"] = draft.serial
-    with auth.change(actor=actor, action="cert.issue", target=label, details=details) as s:
-        auth.store(s, draft, renewing=False)
-    return draft.issued
+    request = auth.refusing(vet, actor=actor, action="cert.issue", target=label,
+                            details=details)
+    return auth.certify(request, details=details)
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,7 @@ class AuditCheckpoint(Base):
     event_hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
-    # the checkpoint chain (eseal.ca.audit_head); NULL on checkpoints signed before it
+    # the checkpoint chain (eseal.audit.head); NULL on checkpoints signed before it
     seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 

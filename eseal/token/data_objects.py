@@ -2,7 +2,7 @@
 
 The CA keeps a few bytes of state where someone who copies or edits the database and the
 home directory cannot reach them: the audit log's last signed checkpoint
-(``eseal.ca.audit_head``). A PRIVATE data object is readable and writable only in a session
+(``eseal.audit.head``). A PRIVATE data object is readable and writable only in a session
 logged in as the user, so it has the same owner as the CA's keys. Every call holds the
 process-wide PKCS#11 lock (SoftHSM is not safe across threads).
 """

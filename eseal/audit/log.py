@@ -51,9 +51,9 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from eseal import clock
-from eseal.ca import audit_head
-from eseal.ca.audit_anchor import AnchorError, CrlAnchor, read_anchor
-from eseal.ca.audit_head import HeadRecord, HeadState, HeadStore, row_hash
+from eseal.audit import head as audit_head
+from eseal.audit.anchor import AnchorError, CrlAnchor, read_anchor
+from eseal.audit.head import HeadRecord, HeadState, HeadStore, row_hash
 from eseal.store.models import AuditCheckpoint, AuditEvent, CrlRecord
 
 GENESIS = "0" * 64
@@ -492,8 +492,7 @@ class AuditLog:
                 raw = json.loads(line)
                 seq = raw.get("seq")
                 entries.append((int(raw["event_id"]), str(raw["event_hash"]),
-                                datetime.fromisoformat(raw["at"]),
-                                bytes.fromhex(raw["signature"]),
+                                datetime.fromisoformat(raw["at"]), bytes.fromhex(raw["signature"]),
                                 int(seq) if seq is not None else None,
                                 str(raw["prev"]) if seq is not None else None))
             except (ValueError, KeyError, TypeError):
