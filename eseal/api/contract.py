@@ -39,6 +39,14 @@ class DoorCode:
     def status(self) -> int:
         return REGISTRY[self.code].status
 
+    @property
+    def message(self) -> str:
+        return REGISTRY[self.code].title
+
+    @property
+    def message_zh(self) -> str:
+        return REGISTRY[self.code].title_zh
+
     def error(self, *, field: str | None = None, message: str = "", message_zh: str = "",
               details: dict[str, Any] | None = None) -> EsealError:
         """An ``EsealError`` carrying this code; specific text when given, else the title."""
