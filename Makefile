@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_PROGRESS_BAR := off
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup test demo bench lint docs clean
 
 setup: $(APT_STAMP) $(VENV_STAMP)
 
@@ -50,6 +50,10 @@ bench: setup
 lint: setup
 	$(PY) -m ruff check eseal tests bench
 	$(VENV)/bin/lint-imports
+
+# docs/errors.md from the error registry (eseal/error_codes.py); a test fails when it is stale
+docs: setup
+	$(PY) -m eseal.error_docs
 
 clean:
 	rm -rf var/demo .pytest_cache

@@ -220,7 +220,8 @@ def test_deleting_checkpoints_after_a_rewrite_is_caught_by_cli_and_http(
     done = cli_verify(auth)
     over_http = auditor.request("GET", "/audit/verify")
     assert done.returncode == 1, done.stdout
-    assert done.stderr.startswith("audit log TAMPERED: ") and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("error AUDIT_LOG_TAMPERED: audit log TAMPERED: ")
+    assert done.stderr.count("\n") == 1
     assert f"{uncovered} events not covered" in done.stderr
     named = {f["problem"] for f in over_http["findings"]}
     assert problems <= named, over_http["findings"]

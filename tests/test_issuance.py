@@ -152,7 +152,7 @@ def test_deregistered_enterprise_gets_nothing_new(authority: Authority) -> None:
     with pytest.raises(EsealError) as exc:
         authority.issue(make_csr(), uscc=USCC_B, profile="login", holder="李四",
                         actor="officer:test")
-    assert exc.value.code == "ENTERPRISE_DEREGISTERED"
+    assert exc.value.code == "ENTERPRISE_NOT_ACTIVE"
 
 
 def test_four_threads_issue_two_thousand_distinct_stored_certificates(

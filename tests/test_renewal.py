@@ -196,7 +196,7 @@ def test_deregistered_enterprises_are_refused(auth: Authority,
     at(monkeypatch, "2030-12-01T00:00:00Z")
     with pytest.raises(EsealError) as exc:
         renewal.renew_one(auth, serial, actor=ACTOR)
-    assert exc.value.code == "ENTERPRISE_DEREGISTERED"
+    assert exc.value.code == "ENTERPRISE_NOT_ACTIVE"
 
 
 # --- batches --------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def test_batch_renewal_of_a_thousand_certificates_and_a_rerun_changes_nothing(
     assert sorted(r.old_serial for r in summary.renewed) == sorted(serials)
     assert {r.terms.not_after for r in summary.renewed} == {t("2032-01-01T00:00:00Z")}
     assert sorted((serial, err.code) for serial, err in summary.refused) == sorted(
-        [(frozen, "CERT_FROZEN"), (gone, "ENTERPRISE_DEREGISTERED")])
+        [(frozen, "CERT_ALREADY_FROZEN"), (gone, "ENTERPRISE_NOT_ACTIVE")])
     assert _count(auth) == before + 1000
     print(f"\n1000 issued in {issued_in:.2f} s, renewed in {renewed_in:.2f} s")
 
@@ -257,8 +257,8 @@ def test_cli_renew_prints_a_json_summary_and_fails_on_refusals(
     assert [r["serial"] for r in summary["renewed"]] == [good]
     assert summary["renewed"][0]["not_after"] == "2032-01-01T00:00:00+00:00"
     assert [(r["serial"], r["code"]) for r in summary["refused"]] == [
-        (bad, "CERT_REVOKED"), ("not-hex", "SERIAL_INVALID")]
-    assert first.stderr.splitlines()[0].startswith(f"error CERT_REVOKED [{bad}]")
+        (bad, "CERT_ALREADY_REVOKED"), ("not-hex", "SERIAL_INVALID")]
+    assert first.stderr.splitlines()[0].startswith(f"error CERT_ALREADY_REVOKED [{bad}]")
     assert "renewing" not in first.stderr  # no progress bar when stderr is not a terminal
     rerun = json.loads(eseal(home, "cert", "renew", "--expiring-within", "90", good,
                              env=when).stdout)
@@ -367,7 +367,7 @@ def test_rekey_refusals_change_nothing_and_are_audited(
         "REKEY_PROOF_INVALID": (serial, csr, _proof(stranger, csr)),
         "REKEY_PROOF_INVALID ": (serial, csr, _proof(key, make_csr())),  # other CSR
         "REKEY_SAME_KEY": (serial, same_key, _proof(key, same_key)),
-        "CERT_FROZEN": (frozen, csr, _proof(frozen_key, csr)),
+        "CERT_ALREADY_FROZEN": (frozen, csr, _proof(frozen_key, csr)),
         "CERT_NOT_FOUND": ("abc123", csr, _proof(key, csr)),
         "CSR_MALFORMED": (serial, b"not a csr", b""),
     }

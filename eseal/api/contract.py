@@ -1,13 +1,15 @@
 """The error contract of the HTTP service: every non-2xx answer is ``{code, message,
 message_zh, field}`` (``field`` where one input is to blame).
 
-Route code raises ``EsealError``s with its own domain codes. This module declares, once, the
-codes that belong to the *door* of the service — what goes wrong before or around a route's
+Route code raises ``EsealError``s with its own domain codes. This module names the codes
+that belong to the *door* of the service (declared with every other code, status and titles,
+in :mod:`eseal.error_codes`) — what goes wrong before or around a route's
 own logic: a body too large, not UTF-8, not JSON, nested too deep; a number out of range; a
 control character; an unknown path or method; a schema mismatch; a bug. FastAPI and
 Starlette answer those with ``{"detail": …}`` by default; :func:`install` replaces every such
 handler so no answer leaves the service without a stable code, English and Chinese text and
-the field at fault when one is to blame.
+the field at fault when one is to blame. The CA's own database going away is a coded 503
+(``DATABASE_UNAVAILABLE``), not a bug.
 """
 
 from __future__ import annotations
@@ -21,54 +23,50 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eseal.errors import EsealError
+from eseal.errors import REGISTRY, EsealError, ServiceUnavailable, service_failure
 
 log = logging.getLogger("eseal.api")
 
 
 @dataclass(frozen=True)
 class DoorCode:
-    """One stable code of the door: its HTTP status and its generic English/Chinese text."""
+    """One stable code of the door; its status and generic text are the registry's
+    (:mod:`eseal.error_codes`)."""
 
     code: str
-    status: int
-    message: str
-    message_zh: str
+
+    @property
+    def status(self) -> int:
+        return REGISTRY[self.code].status
+
+    @property
+    def message(self) -> str:
+        return REGISTRY[self.code].title
+
+    @property
+    def message_zh(self) -> str:
+        return REGISTRY[self.code].title_zh
 
     def error(self, *, field: str | None = None, message: str = "", message_zh: str = "",
               details: dict[str, Any] | None = None) -> EsealError:
-        """An ``EsealError`` carrying this code and status; specific text when given."""
-        err = EsealError(self.code, message or self.message, message_zh or self.message_zh,
-                         field=field, details=details)
-        err.status = self.status
-        return err
+        """An ``EsealError`` carrying this code; specific text when given, else the title."""
+        return EsealError(self.code, message, message_zh, field=field, details=details)
 
 
-BODY_TOO_LARGE = DoorCode("BODY_TOO_LARGE", 413, "the request body is larger than this route "
-                          "accepts", "请求体超过该接口允许的大小")
-BODY_NOT_UTF8 = DoorCode("BODY_NOT_UTF8", 400, "the request body is not valid UTF-8 text",
-                         "请求体不是有效的 UTF-8 文本")
-BODY_NOT_JSON = DoorCode("BODY_NOT_JSON", 400, "the request body is not valid JSON",
-                         "请求体不是有效的 JSON")
-BODY_TOO_DEEP = DoorCode("BODY_TOO_DEEP", 400, "the request body is nested too deeply",
-                         "请求体嵌套层数过多")
-VALUE_OUT_OF_RANGE = DoorCode("VALUE_OUT_OF_RANGE", 422, "a number is out of the accepted "
-                              "range", "数值超出允许范围")
-CONTROL_CHARACTER = DoorCode("CONTROL_CHARACTER", 422, "text contains a control character "
-                             "(such as NUL) that it may not contain",
-                             "文本含有不允许的控制字符（如 NUL）")
-REQUEST_INVALID = DoorCode("REQUEST_INVALID", 422, "the request does not match the schema",
-                           "请求参数无效")
-NOT_FOUND = DoorCode("NOT_FOUND", 404, "there is no such path on this service",
-                     "服务上不存在该路径")
-METHOD_NOT_ALLOWED = DoorCode("METHOD_NOT_ALLOWED", 405, "this path does not accept this "
-                              "HTTP method", "该路径不支持此 HTTP 方法")
-HTTP_MALFORMED = DoorCode("HTTP_MALFORMED", 400, "the request is not valid HTTP/1.1",
-                          "请求不是有效的 HTTP/1.1 报文")
-HTTP_ERROR = DoorCode("HTTP_ERROR", 400, "the request was refused", "请求被拒绝")
-INTERNAL_ERROR = DoorCode("INTERNAL_ERROR", 500, "internal error", "服务内部错误")
+BODY_TOO_LARGE = DoorCode("BODY_TOO_LARGE")
+BODY_NOT_UTF8 = DoorCode("BODY_NOT_UTF8")
+BODY_NOT_JSON = DoorCode("BODY_NOT_JSON")
+BODY_TOO_DEEP = DoorCode("BODY_TOO_DEEP")
+VALUE_OUT_OF_RANGE = DoorCode("VALUE_OUT_OF_RANGE")
+CONTROL_CHARACTER = DoorCode("CONTROL_CHARACTER")
+REQUEST_INVALID = DoorCode("REQUEST_INVALID")
+NOT_FOUND = DoorCode("NOT_FOUND")
+METHOD_NOT_ALLOWED = DoorCode("METHOD_NOT_ALLOWED")
+HTTP_MALFORMED = DoorCode("HTTP_MALFORMED")
+HTTP_ERROR = DoorCode("HTTP_ERROR")
+INTERNAL_ERROR = DoorCode("INTERNAL_ERROR")
 
-#: every code the door can answer, declared once above (tests walk this)
+#: every code the door can answer (tests walk this)
 DOOR_CODES: tuple[DoorCode, ...] = (
     BODY_TOO_LARGE, BODY_NOT_UTF8, BODY_NOT_JSON, BODY_TOO_DEEP, VALUE_OUT_OF_RANGE,
     CONTROL_CHARACTER, REQUEST_INVALID, NOT_FOUND, METHOD_NOT_ALLOWED, HTTP_MALFORMED,
@@ -141,6 +139,15 @@ def http_error(exc: StarletteHTTPException) -> EsealError:
     return err
 
 
+def _token_failure(exc: Exception) -> EsealError | None:
+    """A PKCS#11 error no token function translated. The only token this service opens is
+    the CA's own, so it is the service's failure (503), not a bug and not the caller's."""
+    if type(exc).__module__.split(".")[0] != "pkcs11":
+        return None
+    return ServiceUnavailable("CA_TOKEN_FAILED", f"the CA's token failed: {type(exc).__name__}",
+                              "CA 自身的 USB-Key 操作失败")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that put every non-2xx answer under the contract."""
 
@@ -159,5 +166,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
+        down = service_failure(exc) or _token_failure(exc)
+        if down is not None:  # the CA's own database or token: a coded 503, logged
+            log.error("service unavailable on %s %s: %s", request.method, request.url.path,
+                      type(exc).__name__)
+            return response(down)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return response(INTERNAL_ERROR.error())

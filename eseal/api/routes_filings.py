@@ -146,7 +146,7 @@ def create_filing(auth: Authority, principal: Principal, *, title: str,
                      details=details) as s:
         ent = s.get(Enterprise, principal.enterprise_id)
         if ent is None or ent.status != "active":
-            raise Conflict("ENTERPRISE_DEREGISTERED", "the enterprise is not active",
+            raise Conflict("ENTERPRISE_NOT_ACTIVE", "the enterprise is not active",
                            "企业已注销", field="uscc")
         row = Filing(enterprise_id=ent.id, title=title, status="draft",
                      created_by=principal.actor, created_by_account=principal.account_id,

@@ -257,7 +257,7 @@ def _refusal(parsed: ParsedCertificate, owner: acc.CertOwner | None, account: Lo
     if owner.enterprise_id is not None and owner.enterprise_status != "active":
         return "ENTERPRISE_DEREGISTERED"
     if account is None or (owner.profile == "officer") != (account.role in STAFF_ROLES):
-        return "ACCOUNT_NOT_FOUND"
+        return "ACCOUNT_NOT_LINKED"
     if account.status != "active":
         return "ACCOUNT_DISABLED"
     if account.locked_until is not None and account.locked_until > now:

@@ -37,7 +37,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "CERT_FROZEN": ("the certificate is frozen", "证书已冻结"),
     "CERT_REVOKED": ("the certificate is revoked", "证书已吊销"),
     "ENTERPRISE_DEREGISTERED": ("the enterprise is deregistered", "企业已注销"),
-    "ACCOUNT_NOT_FOUND": ("no account is linked to this USB-Key", "该 USB-Key 未关联账户"),
+    "ACCOUNT_NOT_LINKED": ("no account is linked to this USB-Key", "该 USB-Key 未关联账户"),
     "ACCOUNT_DISABLED": ("the account is disabled", "账户已停用"),
     "ACCOUNT_LOCKED": ("the account is locked after repeated suspicious logins; an officer can "
                        "unlock it", "账户因多次可疑登录已被锁定，请联系管理员解锁"),

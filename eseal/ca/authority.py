@@ -40,7 +40,7 @@ from eseal.ca.issuance import (
     spki_sha256,
 )
 from eseal.ca.issuer import build_certificate, sign_certificate
-from eseal.errors import ConfigError, Conflict, EsealError, NotFound
+from eseal.errors import ConfigError, Conflict, EsealError, NotFound, ServiceUnavailable
 from eseal.pki.dates import add_years
 from eseal.pki.serials import normalize_serial, random_serial, serial_hex
 from eseal.settings import Settings
@@ -130,7 +130,12 @@ class Authority:
                               f"{settings.home} 中没有 CA：请先运行 `eseal init`", field="home")
         configure_tokens(settings)
         db = open_database(settings.database)
-        session = TokenSession(settings.ca_token_label, pin_file.read_text().strip(), rw=True)
+        try:
+            pin = pin_file.read_text().strip()
+        except OSError as exc:
+            raise ServiceUnavailable("CA_TOKEN_UNAVAILABLE", f"the CA's PIN file cannot be read "
+                                     f"({exc.strerror})", "无法读取 CA 的 PIN 文件") from exc
+        session = TokenSession(settings.ca_token_label, pin, rw=True, service=True)
         return cls(settings, db, session)
 
     def close(self, *, checkpoint: bool = True) -> None:
@@ -403,7 +408,7 @@ def init_home(settings: Settings, *, actor: str = "officer:init") -> InitResult:
     so_pin = secrets.token_urlsafe(18)
     init_token(settings.softhsm_conf_path, settings.ca_token_label, ca_pin, so_pin)
     _write_secret(settings.ca_pin_file, ca_pin)
-    ts = TokenSession(settings.ca_token_label, ca_pin, rw=True)
+    ts = TokenSession(settings.ca_token_label, ca_pin, rw=True, service=True)
     infos = {role: generate_keypair(ts, spec, f"{role}-ca" if role in ("root", "issuing")
                                     else f"{role}-signer" if role != "audit" else "audit")
              for role, spec in CA_ROLES.items()}

@@ -104,7 +104,7 @@ def check_csr(csr_pem: bytes, *, profile: str, holder: str,
 
 def check_enterprise_active(ent: Any) -> None:
     if ent.status != "active":
-        raise Conflict("ENTERPRISE_DEREGISTERED",
+        raise Conflict("ENTERPRISE_NOT_ACTIVE",
                        f"enterprise {ent.uscc} is deregistered: nothing new is issued",
                        f"企业 {ent.uscc} 已注销，不再签发证书", field="uscc")
 

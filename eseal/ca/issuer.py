@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from eseal.ca.profiles import Prepared, prepare_certificate
-from eseal.errors import ConfigError, EsealError, InvalidInput
+from eseal.errors import ConfigError, EsealError, InvalidInput, ServiceUnavailable
 
 # pkilint accepts a CA certificate without an authority key identifier only when it is
 # self-signed, which it checks by verifying the signature with the certificate's own key: the
@@ -203,12 +203,12 @@ def sign_certificate(prepared: Prepared, issuer_key: Any, *, lint: bool = True,
         try:
             cert.verify_directly_issued_by(cert)
         except (ValueError, TypeError, InvalidSignature) as exc:
-            raise EsealError("CERT_SELF_SIGNATURE_INVALID",
+            raise ServiceUnavailable("CERT_SELF_SIGNATURE_INVALID",
                              "the self-signed certificate does not verify with its own key; "
                              "it was discarded", "自签名证书无法用其自身公钥验证，已作废",
                              field="issuer_key") from exc
     if cert.tbs_certificate_bytes != linted.tbs_certificate_bytes:
-        raise EsealError("CERT_TBS_MISMATCH",
+        raise ServiceUnavailable("CERT_TBS_MISMATCH",
                          "the signed certificate differs from the one that was linted; "
                          "it was discarded",
                          "签发的证书与检查过的证书不一致，已作废", field="profile")

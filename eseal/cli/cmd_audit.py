@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -10,6 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from eseal.cli.common import authority, echo_json, home_option
+from eseal.errors import ServiceUnavailable
 
 
 @click.group("audit")
@@ -38,15 +38,15 @@ def verify(home: str | None, crl_files: tuple[Path, ...], as_json: bool) -> None
     elif report.ok:
         click.echo(f"audit log intact: {report.events} events, {report.checkpoints} "
                    f"checkpoints, {report.anchors} CRL anchors; {coverage}")
-    else:
+    if not report.ok:
         problems = ", ".join(dict.fromkeys(f.problem for f in report.findings))
         first = report.findings[0]
-        click.echo(f"audit log TAMPERED: {first.describe()} "
-                   f"({len(report.findings)} problem(s): {problems}); {coverage} / "
-                   f"审计日志已被篡改：{first.describe_zh()}（共 {len(report.findings)} 处问题；"
-                   f"{report.uncovered} 条记录未被签名检查点或 CRL 覆盖）", err=True)
-    if not report.ok:
-        sys.exit(1)
+        raise ServiceUnavailable(
+            "AUDIT_LOG_TAMPERED",
+            f"audit log TAMPERED: {first.describe()} ({len(report.findings)} problem(s): "
+            f"{problems}); {coverage}",
+            f"审计日志已被篡改：{first.describe_zh()}（共 {len(report.findings)} 处问题；"
+            f"{report.uncovered} 条记录未被签名检查点或 CRL 覆盖）")
 
 
 def _der(data: bytes) -> bytes:

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from eseal.cli.common import authority, cli_actor, echo_json, home_option
-from eseal.errors import InvalidInput
+from eseal.errors import Conflict, EsealError, InvalidInput
 
 
 @click.group("cert")
@@ -105,8 +105,8 @@ def show(home: str | None, serial: str, as_json: bool, as_pem: bool) -> None:
 # --- lifecycle: renew, freeze, unfreeze, revoke, revoke-all ------------------------------------
 def _refusal_lines(refused: list[dict[str, Any]]) -> None:
     for item in refused:
-        click.echo(f"error {item['code']} [{item['serial']}]: {item['message']} / "
-                   f"{item['message_zh']}", err=True)
+        click.echo(EsealError(item["code"], item["message"], item["message_zh"],
+                              field=item["serial"]).one_line(), err=True)
 
 
 @command.command("renew")
@@ -144,7 +144,9 @@ def renew(home: str | None, serials: tuple[str, ...], within: int | None) -> Non
     echo_json(result)
     if result["refused"]:
         _refusal_lines(result["refused"])
-        raise SystemExit(1)
+        refused = len(result["refused"])
+        raise Conflict("RENEWALS_REFUSED", f"{refused} certificate(s) could not be renewed",
+                       f"{refused} 张证书未能续期")
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")

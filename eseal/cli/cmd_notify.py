@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from eseal.cli.common import authority, echo_json, home_option
+from eseal.errors import ServiceUnavailable
 
 
 @click.group("notify")
@@ -32,9 +33,13 @@ def run(home: str | None, smtp_host: str | None, smtp_port: int | None) -> None:
     echo_json(result)
     if result["failed"]:
         for item in result["failed"]:
-            click.echo(f"error SMTP_SEND_FAILED [{item['message_id']}]: {item['error']}",
-                       err=True)
-        raise SystemExit(1)
+            click.echo(ServiceUnavailable("SMTP_SEND_FAILED", str(item["error"]),
+                                          "邮件发送失败", field=str(item["message_id"])
+                                          ).one_line(), err=True)
+        failed = len(result["failed"])
+        raise ServiceUnavailable("NOTICES_NOT_SENT",
+                                 f"{failed} notice(s) could not be sent; they stay queued for "
+                                 "the next run", f"{failed} 条提醒未能发送，仍在待发队列中")
 
 
 @command.command("list")

@@ -93,16 +93,16 @@ def home_root(home: str | None) -> x509.Certificate:
     try:
         db = home_database(settings)
     except ConfigError as exc:
-        raise ConfigError("TRUST_ROOT_REQUIRED",
-                          f"no trust root: pass --trust ROOT.pem ({exc.message})",
-                          f"没有信任锚：请用 --trust 指定根证书（{exc.message_zh}）",
-                          field="trust") from exc
+        raise InvalidInput("TRUST_ROOT_REQUIRED",
+                           f"no trust root: pass --trust ROOT.pem ({exc.message})",
+                           f"没有信任锚：请用 --trust 指定根证书（{exc.message_zh}）",
+                           field="trust") from exc
     with db.read() as s:
         der = s.execute(select(CaKey.certificate_der).where(CaKey.role == "root")).scalar()
     if not der:
-        raise ConfigError("TRUST_ROOT_REQUIRED",
-                          f"the home {settings.home} has no root certificate: pass --trust",
-                          f"{settings.home} 中没有根证书：请用 --trust 指定", field="trust")
+        raise InvalidInput("TRUST_ROOT_REQUIRED",
+                           f"the home {settings.home} has no root certificate: pass --trust",
+                           f"{settings.home} 中没有根证书：请用 --trust 指定", field="trust")
     return x509.load_der_x509_certificate(der)
 
 

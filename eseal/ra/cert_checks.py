@@ -70,13 +70,13 @@ def check_enterprise_cert(row: Any) -> None:
 
 def check_live(row: Any, doing_en: str, doing_zh: str) -> None:
     if row.status == "revoked":
-        raise Conflict("CERT_REVOKED",
+        raise Conflict("CERT_ALREADY_REVOKED",
                        f"certificate {row.serial} is revoked ({row.revocation_reason}); it "
                        f"cannot be {doing_en}",
                        f"证书 {row.serial} 已吊销（{row.revocation_reason}），不能{doing_zh}",
                        field="serial")
     if row.status == "hold":
-        raise Conflict("CERT_FROZEN",
+        raise Conflict("CERT_ALREADY_FROZEN",
                        f"certificate {row.serial} is frozen; unfreeze it before it can be "
                        f"{doing_en}",
                        f"证书 {row.serial} 已冻结，解冻后才能{doing_zh}", field="serial")
@@ -85,7 +85,7 @@ def check_live(row: Any, doing_en: str, doing_zh: str) -> None:
 def check_cert_enterprise(ent: Any, row: Any) -> Any:
     if ent is None or ent.status != "active":
         uscc = ent.uscc if ent is not None else "?"
-        raise Conflict("ENTERPRISE_DEREGISTERED",
+        raise Conflict("ENTERPRISE_NOT_ACTIVE",
                        f"enterprise {uscc} of certificate {row.serial} is deregistered: "
                        "nothing new is issued",
                        f"证书 {row.serial} 所属企业 {uscc} 已注销，不再签发证书", field="serial")

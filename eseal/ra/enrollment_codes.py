@@ -158,7 +158,7 @@ def _code_info(conn: Connection, code: str, now: datetime) -> CodeInfo:
 def describe_code(auth: Authority, code: str) -> CodeInfo:
     """What an unused, unexpired code enrolls (the code is the credential: no session)."""
     if not isinstance(code, str) or not 8 <= len(normalize_code(code)) <= 64:
-        raise InvalidInput(*_CODE_REFUSED, field="code")
+        raise NotFound(*_CODE_REFUSED, field="code")
     with auth.db.engine.connect() as conn:
         return _code_info(conn, code, clock.now())
 

@@ -155,8 +155,9 @@ def renew_one(auth: Authority, serial: str, *, actor: str) -> Renewal | Skipped:
     """Renew one certificate with its own key; ``Skipped`` if it was already renewed.
 
     Raises (audited, nothing changed): ``SERIAL_INVALID``, ``CERT_NOT_FOUND``,
-    ``CERT_NOT_RENEWABLE``, ``CERT_REVOKED``, ``CERT_FROZEN``, ``ENTERPRISE_DEREGISTERED``,
-    ``RENEWAL_WINDOW_NOT_OPEN``, ``RENEWAL_GRACE_EXPIRED``, ``REKEY_REQUIRED``.
+    ``CERT_NOT_RENEWABLE``, ``CERT_ALREADY_REVOKED``, ``CERT_ALREADY_FROZEN``,
+    ``ENTERPRISE_NOT_ACTIVE``, ``RENEWAL_WINDOW_NOT_OPEN``, ``RENEWAL_GRACE_EXPIRED``,
+    ``REKEY_REQUIRED``.
     """
     details: dict[str, Any] = {"serial": serial}
 

@@ -15,7 +15,7 @@ from pkcs11.exceptions import PKCS11Error
 
 from eseal.errors import TokenError
 from eseal.token import library as lib
-from eseal.token.session import TokenSession
+from eseal.token.session import TokenSession, blame
 
 
 def _generation(obj: pkcs11.Object) -> int:
@@ -40,10 +40,10 @@ def read_data(ts: TokenSession, label: str) -> bytes | None:
             return bytes(versions[-1][1][Attribute.VALUE]) if versions else None
         except PKCS11Error as exc:
             en, zh = lib.plain_reason(exc)
-            raise TokenError("DATA_OBJECT_READ_FAILED",
-                             f"cannot read {label!r} on token {ts.label!r}: {en}",
-                             f"无法读取 USB-Key {ts.label!r} 上的 {label!r}：{zh}",
-                             field="token") from exc
+            raise blame(ts, TokenError("DATA_OBJECT_READ_FAILED",
+                                       f"cannot read {label!r} on token {ts.label!r}: {en}",
+                                       f"无法读取 USB-Key {ts.label!r} 上的 {label!r}：{zh}",
+                                       field="token")) from exc
 
 
 def write_data(ts: TokenSession, label: str, value: bytes) -> None:
@@ -68,7 +68,7 @@ def write_data(ts: TokenSession, label: str, value: bytes) -> None:
                 old.destroy()
         except PKCS11Error as exc:
             en, zh = lib.plain_reason(exc)
-            raise TokenError("DATA_OBJECT_WRITE_FAILED",
-                             f"cannot write {label!r} on token {ts.label!r}: {en}",
-                             f"无法写入 USB-Key {ts.label!r} 上的 {label!r}：{zh}",
-                             field="token") from exc
+            raise blame(ts, TokenError("DATA_OBJECT_WRITE_FAILED",
+                                       f"cannot write {label!r} on token {ts.label!r}: {en}",
+                                       f"无法写入 USB-Key {ts.label!r} 上的 {label!r}：{zh}",
+                                       field="token")) from exc

@@ -26,7 +26,7 @@ from pkcs11.util.ec import encode_named_curve_parameters
 
 from eseal.errors import InvalidInput, TokenError
 from eseal.token import library as lib
-from eseal.token.session import TokenSession
+from eseal.token.session import TokenSession, blame
 
 KeySpec = Literal["ec-p256", "ec-p384", "rsa-2048", "rsa-3072"]
 KEY_SPECS: tuple[KeySpec, ...] = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072")
@@ -150,12 +150,12 @@ def find_private_key(ts: TokenSession, *, id: bytes | None = None,
         found = list(ts.session().get_objects(attrs))
     if len(found) != 1:
         what = f"id {id.hex()}" if id is not None else f"label {label!r}"
-        raise TokenError("KEY_NOT_FOUND" if not found else "KEY_AMBIGUOUS",
+        raise blame(ts, TokenError("KEY_NOT_FOUND" if not found else "KEY_AMBIGUOUS",
                          f"{'no' if not found else 'more than one'} private key with {what} "
                          f"on token {ts.label!r}",
                          f"USB-Key {ts.label!r} 上{'没有' if not found else '有多个'}"
                          f"匹配 {what} 的私钥",
-                         field="key")
+                         field="key"))
     return found[0]  # type: ignore[return-value]
 
 
@@ -173,8 +173,8 @@ def public_key(ts: TokenSession, key_id: bytes) -> PublicKey:
         objs = list(ts.session().get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY,
                                               Attribute.ID: key_id}))
         if not objs:
-            raise TokenError("KEY_NOT_FOUND", f"no public key with id {key_id.hex()}",
-                             f"没有 ID 为 {key_id.hex()} 的公钥", field="key")
+            raise blame(ts, TokenError("KEY_NOT_FOUND", f"no public key with id {key_id.hex()}",
+                                       f"没有 ID 为 {key_id.hex()} 的公钥", field="key"))
         return _public_from_object(objs[0])
 
 

@@ -16,7 +16,7 @@ import os
 import pkcs11
 from pkcs11.exceptions import PKCS11Error
 
-from eseal.errors import TokenError
+from eseal.errors import EsealError, ServiceUnavailable, TokenError
 from eseal.token import library as lib
 from eseal.token.library import (
     CKR_OK,
@@ -61,15 +61,44 @@ def login_error(rv: int, *, so: bool = False) -> TokenError:
                       f"USB-Key 登录失败（CKR 0x{rv:x}）")
 
 
+#: a failure to open or log in to a token, a key missing from it
+_UNOPENABLE = frozenset({"TOKEN_NOT_FOUND", "PIN_INCORRECT", "PIN_LOCKED", "SO_PIN_INCORRECT",
+                         "SO_PIN_LOCKED", "TOKEN_LOGIN_FAILED", "TOKEN_BUSY"})
+_KEY_MISSING = frozenset({"KEY_NOT_FOUND", "KEY_AMBIGUOUS"})
+
+
+def blame(ts: TokenSession, err: EsealError) -> EsealError:
+    """``err`` as it is for a holder's token; for the service's own token (the CA's, opened
+    with ``service=True``) the service's failure instead: a 503 naming the cause, because a
+    wrong CA PIN file or a missing CA key is not the caller's fault."""
+    if not ts.service or isinstance(err, ServiceUnavailable):
+        return err
+    details = {"token": ts.label, "cause": err.code}
+    if err.code in _UNOPENABLE:
+        return ServiceUnavailable(
+            "CA_TOKEN_UNAVAILABLE", f"the CA's token {ts.label!r} cannot be used: {err.message}",
+            f"CA 的 USB-Key {ts.label!r} 无法使用：{err.message_zh}", details=details)
+    if err.code in _KEY_MISSING:
+        return ServiceUnavailable(
+            "CA_KEY_MISSING", f"a CA key is missing from the CA's token: {err.message}",
+            f"CA 的 USB-Key 上缺少 CA 密钥：{err.message_zh}", details=details)
+    return ServiceUnavailable(
+        "CA_TOKEN_FAILED", f"the CA's token failed: {err.message}",
+        f"CA 的 USB-Key 操作失败：{err.message_zh}", details=details)
+
+
 class TokenSession:
     """One token, opened (and optionally logged in) lazily, reopened after a re-initialise.
 
     ``pin=None`` gives a public session: enough to read public objects such as certificates.
+    ``service=True`` marks the service's own token (the CA's): its failures are answered as
+    the service's (:func:`blame`), never as the caller's.
     """
 
     def __init__(self, label: str, pin: str | None = None, *, rw: bool = False,
-                 so: bool = False) -> None:
+                 so: bool = False, service: bool = False) -> None:
         self.label = label
+        self.service = service
         self._pin = pin
         self._rw = rw or so
         self._user_type = CKU_SO if so else CKU_USER
@@ -85,7 +114,13 @@ class TokenSession:
         self._session = None
         self._cache.clear()
         with lib.across_processes():
-            return self._open_and_login()
+            try:
+                return self._open_and_login()
+            except EsealError as err:
+                down = blame(self, err)
+                if down is err:
+                    raise
+                raise down from err
 
     def _open_and_login(self) -> pkcs11.Session:
         token = lib.find_token(self.label)

@@ -20,7 +20,7 @@ from pkcs11.exceptions import PKCS11Error
 from eseal.errors import InvalidInput, TokenError
 from eseal.token import library as lib
 from eseal.token.keys import KeyInfo, PublicKey, find_private_key, public_key
-from eseal.token.session import TokenSession
+from eseal.token.session import TokenSession, blame
 
 _RSA_PKCS1 = {
     "sha256": Mechanism.SHA256_RSA_PKCS,
@@ -71,9 +71,9 @@ class _TokenKeyMixin:
             try:
                 return self._handle().sign(data, mechanism=mechanism, mechanism_param=param)
             except PKCS11Error as exc:
-                raise TokenError("TOKEN_SIGN_FAILED",
-                                 f"the token refused to sign: {lib.plain_reason(exc)[0]}",
-                                 f"USB-Key 签名失败：{lib.plain_reason(exc)[1]}") from exc
+                raise blame(self._ts, TokenError(
+                    "TOKEN_SIGN_FAILED", f"the token refused to sign: {lib.plain_reason(exc)[0]}",
+                    f"USB-Key 签名失败：{lib.plain_reason(exc)[1]}")) from exc
 
     @property
     def key_id(self) -> bytes:
