@@ -4,7 +4,10 @@ message_zh, field}`` (``field`` where one input is to blame).
 Route code raises ``EsealError``s with its own domain codes. This module declares, once, the
 codes that belong to the *door* of the service — what goes wrong before or around a route's
 own logic: a body too large, not UTF-8, not JSON, nested too deep; a number out of range; a
-control character; an unknown path or method; a schema mismatch; a bug. FastAPI and
+control character; an unknown path or method; a schema mismatch; the CA's database lost or
+unreachable (503 ``DATABASE_UNAVAILABLE`` with ``Retry-After``: a restart of the database
+costs the requests in flight, and the pool's pre-ping recovers without restarting eseal);
+a bug. FastAPI and
 Starlette answer those with ``{"detail": …}`` by default; :func:`install` replaces every such
 handler so no answer leaves the service without a stable code, English and Chinese text and
 the field at fault when one is to blame.
@@ -22,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eseal.errors import EsealError
+from eseal.store.db import is_unavailable, unavailable
 
 log = logging.getLogger("eseal.api")
 
@@ -159,5 +163,23 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
+        lost = database_failure(exc)
+        if lost is not None:
+            log.warning("database unavailable on %s %s: %s", request.method,
+                        request.url.path, type(lost).__name__)
+            return response(unavailable(lost), headers={"Retry-After": "1"})
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return response(INTERNAL_ERROR.error())
+
+
+def database_failure(exc: BaseException) -> BaseException | None:
+    """The database failure (connection lost, server restarting, lock wait timed out) that
+    caused ``exc``, if one did: such an error is the CA's own database, a 503, not a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if is_unavailable(current):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
