@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eseal.errors import EsealError
@@ -160,6 +161,18 @@ def install(app: FastAPI) -> None:
     async def starlette_error(request: Request,
                               exc: StarletteHTTPException) -> JSONResponse:
         return response(http_error(exc), headers=dict(exc.headers or {}))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # handled here, not in the catch-all below: Starlette re-raises what reaches that
+        # one, and the server then drops the keep-alive connection after the answer
+        if is_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method,
+                        request.url.path, type(exc.orig).__name__)
+            return response(unavailable(exc), headers={"Retry-After": "1"})
+        log.error("database error on %s %s", request.method, request.url.path,
+                  exc_info=exc)
+        return response(INTERNAL_ERROR.error())
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
