@@ -23,6 +23,8 @@ if pgkit.wanted():
     def _test_database(self: Settings) -> str:
         if self.database_url:
             return self.database_url
+        if (self.home / "eseal.db").exists():  # made on SQLite already: never split a home
+            return f"sqlite:///{(self.home / 'eseal.db').resolve()}"
         return pgkit.database_for(self.home, self.base_url)
 
     Settings.database = property(_test_database)  # type: ignore[assignment,method-assign]

@@ -198,10 +198,15 @@ def drop_for(home: Path) -> None:
         _SERVER.drop(database_name(home))
 
 
-def prepare_home(home: Path) -> None:
-    """Give ``home`` its database before an ``eseal`` process is started on it (a no-op on
-    SQLite runs): for homes the test makes with ``eseal init`` rather than in-process."""
-    if wanted():
-        from eseal.settings import load_settings
+def prepare_home(home: Path, args: tuple[str, ...] = ("init",)) -> None:
+    """Before ``eseal ARGS`` runs on ``home``: if it is ``eseal init``, give the home its
+    database first (with the ``--base-url`` it names, which ``init`` writes only into a home
+    without an ``eseal.toml``). A no-op on SQLite runs and for other commands."""
+    if not wanted() or args[:1] != ("init",):
+        return
+    from eseal.settings import load_settings
 
-        load_settings(home).database  # noqa: B018 - the property makes it (conftest)
+    base_url = None
+    if "--base-url" in args[:-1]:
+        base_url = args[args.index("--base-url") + 1]
+    load_settings(home, base_url=base_url).database  # noqa: B018 - the property makes it

@@ -106,7 +106,7 @@ def eseal_cli(*args: str, home: Path, stdin: str | None = None,
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESEAL_")
            and k != "SOFTHSM2_CONF"}
     env.update(ESEAL_ENV="test", ESEAL_HOME=str(home))
-    pgkit.prepare_home(home)
+    pgkit.prepare_home(home, args)
     return subprocess.run([sys.executable, "-m", "eseal", *args], env=env, input=stdin,
                           capture_output=True, text=True, timeout=120, cwd=cwd)
 

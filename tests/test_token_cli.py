@@ -26,7 +26,7 @@ def eseal(home: Path, *args: str, ok: bool = True, stdin: str | None = None,
           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ, ESEAL_HOME=str(home), ESEAL_ENV="test")
     full_env.pop("SOFTHSM2_CONF", None)
-    pgkit.prepare_home(home)
+    pgkit.prepare_home(home, args)
     full_env.update(env or {})
     done = subprocess.run([sys.executable, "-m", "eseal", *args], env=full_env,
                           capture_output=True, text=True, timeout=120,
