@@ -82,8 +82,11 @@ def serialise(conn: Connection, key: int) -> None:
     """Take turns with every other transaction that serialises on ``key``, in any process
     on any host, until this transaction ends. On SQLite the write transaction already holds
     the database's one write lock (``BEGIN IMMEDIATE``), so there is nothing to do."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    if conn.dialect.name != "postgresql":
+        return
+    if key == AUDIT_APPEND_LOCK and conn.get_execution_options().get("eseal_immediate"):
+        return  # a write transaction: it took this lock when it began (_postgresql_turns)
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 _INSERTS_OR_SKIP: dict[tuple[str, str], Any] = {}
