@@ -283,3 +283,15 @@ def test_a_database_restart_under_load_costs_only_coded_503s_then_recovers(
     assert tail and all(status == 200 for status, _ in tail), statuses
     assert session.me()["name"] == world.holders["a-agent"].name
     session.logout()
+
+
+def test_the_cli_on_an_unreachable_database_prints_one_coded_line(authority: Any,
+                                                                   home: Path) -> None:
+    env = dict(os.environ, ESEAL_HOME=str(home), ESEAL_ENV="test",
+               ESEAL_DATABASE_URL=f"postgresql://eseal@/eseal?host={home / 'no-server'}")
+    done = subprocess.run([sys.executable, "-m", "eseal", "cert", "list"], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error DATABASE_UNAVAILABLE:") and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1

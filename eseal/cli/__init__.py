@@ -60,6 +60,14 @@ def run(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        from eseal.store.db import is_unavailable, unavailable
+
+        if not is_unavailable(exc):
+            raise
+        # the CA's database lost or unreachable: one coded line, as the API's 503
+        click.echo(unavailable(exc).one_line(), err=True)
+        sys.exit(1)
     except SystemExit:
         raise
     except KeyboardInterrupt:
