@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := softhsm2 opensc poppler-utils libnss3-tools fonts-noto-cjk fonts-hanazono
+APT_PACKAGES := softhsm2 opensc poppler-utils libnss3-tools fonts-noto-cjk fonts-hanazono postgresql
 APT_STAMP := $(VENV)/.apt-ok
 VENV_STAMP := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 setup: $(APT_STAMP) $(VENV_STAMP)
 
 # Debian packages: installed only when one is missing, never prompting.
-$(APT_STAMP):
+$(APT_STAMP): Makefile
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -36,10 +36,13 @@ $(VENV_STAMP): pyproject.toml
 	@$(PY) -m pip install -q -e '.[test]' </dev/null
 	@touch $@
 
+# The suite runs twice: on SQLite (the embedded default), then on PostgreSQL (a throwaway
+# server each pytest worker starts and removes itself: tests/pgkit.py).
 test: setup
 	@$(PY) -m ruff check eseal tests bench
 	@$(VENV)/bin/lint-imports
 	ESEAL_ENV=test $(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	ESEAL_ENV=test ESEAL_TEST_DATABASE=postgresql $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 demo: setup
 	ESEAL_ENV=demo $(PY) -m eseal.demo

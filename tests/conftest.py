@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pgkit
 import pytest
 
 from eseal.ra.enterprises import register_enterprise
@@ -15,6 +16,40 @@ from eseal.token import configure
 from eseal.token.softhsm import write_conf
 
 os.environ.setdefault("ESEAL_ENV", "test")
+
+if pgkit.wanted():
+    # ESEAL_TEST_DATABASE=postgresql: a home without a database URL of its own gets a
+    # PostgreSQL database instead of the SQLite file (tests/pgkit.py)
+    def _test_database(self: Settings) -> str:
+        if self.database_url:
+            return self.database_url
+        if (self.home / "eseal.db").exists():  # made on SQLite already: never split a home
+            return f"sqlite:///{(self.home / 'eseal.db').resolve()}"
+        return pgkit.database_for(self.home, self.base_url)
+
+    Settings.database = property(_test_database)  # type: ignore[assignment,method-assign]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    close_all()
+    pgkit.shutdown()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"eseal test database: {'postgresql' if pgkit.wanted() else 'sqlite'}"
+
+
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    """Mark a test that is about the SQLite file itself (skipped, with ``reason``, on
+    PostgreSQL runs)."""
+    return pytest.mark.skipif(pgkit.wanted(), reason=f"SQLite only: {reason}")
+
+
+def postgresql_only(reason: str) -> pytest.MarkDecorator:
+    """Mark a test that needs PostgreSQL (skipped, with ``reason``, on SQLite runs)."""
+    return pytest.mark.skipif(not pgkit.wanted(),
+                              reason=f"PostgreSQL only (ESEAL_TEST_DATABASE=postgresql): "
+                                     f"{reason}")
 
 
 @pytest.fixture
@@ -29,6 +64,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
     yield home
     close_all()
+    pgkit.drop_for(home)
 
 
 @pytest.fixture

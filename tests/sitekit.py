@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pgkit
 import pytest
 from cryptography import x509
 
@@ -105,6 +106,7 @@ def eseal_cli(*args: str, home: Path, stdin: str | None = None,
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESEAL_")
            and k != "SOFTHSM2_CONF"}
     env.update(ESEAL_ENV="test", ESEAL_HOME=str(home))
+    pgkit.prepare_home(home, args)
     return subprocess.run([sys.executable, "-m", "eseal", *args], env=env, input=stdin,
                           capture_output=True, text=True, timeout=120, cwd=cwd)
 
@@ -135,10 +137,14 @@ def count_token_signatures(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
 
 def query_home(home: Path, sql: str, **params: Any) -> list[Any]:
-    """Read a home's SQLite database directly, as an auditor with shell access would."""
+    """Read a home's database directly (SQLite file or PostgreSQL, as the home's settings
+    say), as an auditor with shell access would."""
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(f"sqlite:///{home / 'eseal.db'}")
+    from eseal.settings import load_settings
+    from eseal.store.db import driver_url
+
+    engine = create_engine(driver_url(load_settings(home).database))
     try:
         with engine.connect() as conn:
             return list(conn.execute(text(sql), params).all())

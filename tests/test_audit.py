@@ -87,7 +87,7 @@ def test_consistently_rewritten_tail_is_caught_by_the_signed_checkpoint(
             actor = "officer:mallory" if row.id == 3 else row.actor
             at = datetime.fromisoformat(str(row.at)).replace(tzinfo=UTC)
             digest = event_hash(row.id, at, actor, row.action, row.outcome, row.target,
-                                json.loads(row.details), prev)
+                                _details(row.details), prev)
             conn.execute(text("UPDATE audit_events SET actor=:a, prev_hash=:p, hash=:h "
                               "WHERE id=:i"), {"a": actor, "p": prev, "h": digest, "i": row.id})
             prev = digest
@@ -118,3 +118,8 @@ def test_cli_audit_verify_exits_non_zero_and_names_the_row(logged: Authority) ->
                           capture_output=True, text=True)
     assert done.returncode == 1
     assert "row 6" in done.stderr
+
+
+def _details(raw: object) -> object:
+    """A row's details: text from SQLite, already parsed from PostgreSQL's json column."""
+    return json.loads(raw) if isinstance(raw, str | bytes) else raw

@@ -122,7 +122,7 @@ def rewrite_from(auth: Authority, row: int) -> None:
         actor = "officer:mallory" if r.id == row else r.actor
         at = datetime.fromisoformat(str(r.at)).replace(tzinfo=UTC)
         digest = event_hash(r.id, at, actor, r.action, r.outcome, r.target,
-                            json.loads(r.details), prev)
+                            _details(r.details), prev)
         sql(auth, "UPDATE audit_events SET actor=:a, prev_hash=:p, hash=:h WHERE id=:i",
             a=actor, p=prev, h=digest, i=r.id)
         prev = digest
@@ -282,3 +282,8 @@ def test_a_crl_file_that_is_not_ours_is_reported_not_trusted(
     bogus.write_bytes(garbage)
     done = cli_verify(auth, bogus)
     assert done.returncode == 1 and "bad_anchor" in done.stderr
+
+
+def _details(raw: object) -> object:
+    """A row's details: text from SQLite, already parsed from PostgreSQL's json column."""
+    return json.loads(raw) if isinstance(raw, str | bytes) else raw

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pgkit
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -18,6 +19,7 @@ from tests.conftest import NAME_A, USCC_A, make_csr
 def eseal(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, ESEAL_HOME=str(home))
     env.pop("SOFTHSM2_CONF", None)
+    pgkit.prepare_home(home, args)
     done = subprocess.run([sys.executable, "-m", "eseal", *args], env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=120)
     if ok:

@@ -201,5 +201,5 @@ def test_a_fresh_signature_over_other_bytes_counts_and_locks_at_the_threshold(
                          "subject LIKE :n", n=f"%{name}%")
     assert [a.recipient for a in alerts] == [MAIL_A]
     locks = world.query("SELECT details FROM audit_events WHERE action = 'account.lock' AND "
-                        "details LIKE :c", c=f'%"last_code": "{code}"%')
+                        "CAST(details AS TEXT) LIKE :c", c=f'%"last_code": "{code}"%')
     assert locks

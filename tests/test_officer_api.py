@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pgkit
 import pytest
 
 from eseal.holder.client import EsealClient, ServiceError
@@ -34,6 +35,7 @@ def eseal(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProces
     env = dict(os.environ, ESEAL_HOME=str(home), ESEAL_ENV="test")
     env.pop("SOFTHSM2_CONF", None)
     env.pop("ESEAL_NOW", None)
+    pgkit.prepare_home(home, args)
     return subprocess.run([sys.executable, "-m", "eseal", *args], env=env, input=stdin,
                           capture_output=True, text=True, timeout=120)
 

@@ -90,7 +90,7 @@ def snapshot(world: World) -> dict[str, list[Any]]:
               "codes": "SELECT code_hash, used_at FROM enrollment_codes",
               "accounts": "SELECT id, status, locked_until FROM accounts",
               "tokens": "SELECT label, role, holder FROM tokens"}
-    if world.query("SELECT name FROM sqlite_master WHERE name = 'filings'"):
+    if world.has_table("filings"):
         tables["filings"] = "SELECT id, status, sealed_sha256 FROM filings"
     return {name: sorted(map(tuple, world.query(sql))) for name, sql in tables.items()}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pgkit
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -14,7 +15,9 @@ from eseal.store.models import Base
 
 
 def test_migrations_build_exactly_the_models_schema(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'schema.db'}")
+    url = (pgkit.server().create_empty("schema_drift") if pgkit.wanted()
+           else f"sqlite:///{tmp_path / 'schema.db'}")
+    db = Database(url)
     upgrade(db)
     with db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

@@ -12,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pgkit
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.conftest import NAME_A, USCC_A
+from tests.sitekit import query_home
 
 PIN = "4913-7720"
 NEW_PIN = "5820-1193"
@@ -25,6 +26,7 @@ def eseal(home: Path, *args: str, ok: bool = True, stdin: str | None = None,
           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ, ESEAL_HOME=str(home), ESEAL_ENV="test")
     full_env.pop("SOFTHSM2_CONF", None)
+    pgkit.prepare_home(home, args)
     full_env.update(env or {})
     done = subprocess.run([sys.executable, "-m", "eseal", *args], env=full_env,
                           capture_output=True, text=True, timeout=120,
@@ -46,11 +48,8 @@ def ca_home(tmp_path: Path) -> Path:
 
 
 def _audit(home: Path, action: str) -> list[tuple[str, str]]:
-    engine = create_engine(f"sqlite:///{home / 'eseal.db'}")
-    with engine.connect() as conn:
-        rows = conn.execute(text("SELECT outcome, target FROM audit_events WHERE action = :a "
-                                 "ORDER BY id"), {"a": action}).all()
-    engine.dispose()
+    rows = query_home(home, "SELECT outcome, target FROM audit_events WHERE action = :a "
+                            "ORDER BY id", a=action)
     return [(r[0], r[1]) for r in rows]
 
 

@@ -70,6 +70,17 @@ class World:
     def query(self, sql: str, **params: Any) -> list[Any]:
         return query_home(self.home, sql, **params)
 
+    def has_table(self, name: str) -> bool:
+        from sqlalchemy import create_engine, inspect
+
+        from eseal.store.db import driver_url
+
+        engine = create_engine(driver_url(self.settings.database))
+        try:
+            return inspect(engine).has_table(name)
+        finally:
+            engine.dispose()
+
     def last_attempt(self, serial: str) -> Any:
         rows = self.query("SELECT code, result, possession, account_id, new_network "
                           "FROM login_attempts WHERE certificate_serial = :s "

@@ -5,7 +5,10 @@ Route code raises ``EsealError``s with its own domain codes. This module names t
 that belong to the *door* of the service (declared with every other code, status and titles,
 in :mod:`eseal.error_codes`) — what goes wrong before or around a route's
 own logic: a body too large, not UTF-8, not JSON, nested too deep; a number out of range; a
-control character; an unknown path or method; a schema mismatch; a bug. FastAPI and
+control character; an unknown path or method; a schema mismatch; the CA's database lost or
+unreachable (503 ``DATABASE_UNAVAILABLE`` with ``Retry-After``: a restart of the database
+costs the requests in flight, and the pool's pre-ping recovers without restarting eseal);
+a bug. FastAPI and
 Starlette answer those with ``{"detail": …}`` by default; :func:`install` replaces every such
 handler so no answer leaves the service without a stable code, English and Chinese text and
 the field at fault when one is to blame. The CA's own database going away is a coded 503
@@ -21,9 +24,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eseal.errors import REGISTRY, EsealError, ServiceUnavailable, service_failure
+from eseal.store.db import is_unavailable, unavailable
 
 log = logging.getLogger("eseal.api")
 
@@ -164,8 +169,30 @@ def install(app: FastAPI) -> None:
                               exc: StarletteHTTPException) -> JSONResponse:
         return response(http_error(exc), headers=dict(exc.headers or {}))
 
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # handled here, not in the catch-all below: Starlette re-raises what reaches that
+        # one, and the server then drops the keep-alive connection after the answer
+        if is_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method,
+                        request.url.path, type(exc.orig).__name__)
+            return response(unavailable(exc), headers={"Retry-After": "1"})
+        down = service_failure(exc)
+        if down is not None:  # e.g. the file is no database any more
+            log.error("database unusable on %s %s: %s", request.method, request.url.path,
+                      type(exc).__name__)
+            return response(down)
+        log.error("database error on %s %s", request.method, request.url.path,
+                  exc_info=exc)
+        return response(INTERNAL_ERROR.error())
+
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
+        lost = database_failure(exc)
+        if lost is not None:
+            log.warning("database unavailable on %s %s: %s", request.method,
+                        request.url.path, type(lost).__name__)
+            return response(unavailable(lost), headers={"Retry-After": "1"})
         down = service_failure(exc) or _token_failure(exc)
         if down is not None:  # the CA's own database or token: a coded 503, logged
             log.error("service unavailable on %s %s: %s", request.method, request.url.path,
@@ -173,3 +200,16 @@ def install(app: FastAPI) -> None:
             return response(down)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return response(INTERNAL_ERROR.error())
+
+
+def database_failure(exc: BaseException) -> BaseException | None:
+    """The database failure (connection lost, server restarting, lock wait timed out) that
+    caused ``exc``, if one did: such an error is the CA's own database, a 503, not a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if is_unavailable(current):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

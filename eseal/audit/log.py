@@ -54,6 +54,7 @@ from eseal import clock
 from eseal.audit import head as audit_head
 from eseal.audit.anchor import AnchorError, CrlAnchor, read_anchor
 from eseal.audit.head import HeadRecord, HeadState, HeadStore, row_hash
+from eseal.store.db import AUDIT_APPEND_LOCK, serialise
 from eseal.store.models import AuditCheckpoint, AuditEvent, CrlRecord
 
 GENESIS = "0" * 64
@@ -215,11 +216,14 @@ class AuditLog:
         """Append one event inside the caller's write transaction; returns its id.
 
         The caller's transaction must hold the write lock (``Database.write``), so the read
-        of the chain head and the insert are one atomic step across processes.
+        of the chain head and the insert are one atomic step across processes. On
+        PostgreSQL that is an advisory lock (``FOR UPDATE`` on the head row does not
+        serialise appenders under READ COMMITTED: the waiter re-reads the old head);
+        ``serialise`` takes it here too, for a transaction that was opened otherwise.
         """
         conn = session.connection()
-        head = conn.execute(_HEAD if conn.dialect.name == "sqlite"
-                            else _HEAD.with_for_update()).first()
+        serialise(conn, AUDIT_APPEND_LOCK)
+        head = conn.execute(_HEAD).first()
         last_id, prev = (head[0], head[1]) if head else (0, GENESIS)
         at = clock.now()
         clean = _jsonable(details)
@@ -314,8 +318,8 @@ class AuditLog:
         try:
             with session.get_bind().connect().execution_options(
                     eseal_immediate=True) as conn, conn.begin():
-                conn.execute(_HEAD if conn.dialect.name == "sqlite"
-                             else _HEAD.with_for_update())
+                serialise(conn, AUDIT_APPEND_LOCK)
+                conn.execute(_HEAD)
                 now = self._head.read()
                 if now is not None and now.pending == last:
                     self._head.write(HeadState(confirmed=last, pending=None))

@@ -25,13 +25,13 @@ from typing import Any, Literal
 from sqlalchemy import (
     Connection,
     bindparam,
-    insert,
     select,
 )
 
 from eseal import clock
 from eseal.auth.context import AuthContext
 from eseal.errors import InvalidInput, NotFound
+from eseal.store.db import insert_if_new
 from eseal.store.models import Enterprise, Outbox
 from eseal.store.models_login import account_networks, accounts, login_attempts
 
@@ -56,12 +56,9 @@ _OUTBOX = Outbox.__table__
 # --- prepared statements ------------------------------------------------------------------
 _ACCOUNT_BY_IDENTITY = select(accounts).where(accounts.c.identity == bindparam("identity"))
 ACCOUNT_BY_ID = select(accounts).where(accounts.c.id == bindparam("account_id"))
-_INSERT_ACCOUNT = insert(accounts)
 _NEW_NETWORK = select(account_networks.c.network).where(
     account_networks.c.account_id == bindparam("account_id"),
     account_networks.c.network == bindparam("network"))
-_INSERT_NETWORK = insert(account_networks)
-_INSERT_OUTBOX = insert(_OUTBOX)
 _OUTBOX_BY_DEDUPE = select(_OUTBOX.c.id).where(_OUTBOX.c.dedupe_key == bindparam("dedupe"))
 
 
@@ -114,11 +111,14 @@ def ensure_account(conn: Connection, *, role: str, name: str, enterprise_id: int
     row = conn.execute(_ACCOUNT_BY_IDENTITY, {"identity": ident}).first()
     if row is not None:
         return int(row.id)
-    result = conn.execute(_INSERT_ACCOUNT, {
+    # ON CONFLICT: should another writer have created it meanwhile, keep theirs, no error
+    insert_if_new(conn, accounts, ("identity",), {
         "identity": ident, "role": role, "name": name, "enterprise_id": enterprise_id,
         "status": "active", "failures": 0, "locked_until": None, "created_at": now,
         "last_login_at": None})
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return int(conn.execute(_ACCOUNT_BY_IDENTITY, {"identity": ident}).one().id)
+
+
 
 
 def _account(row: Any, uscc: str | None) -> Account:
@@ -193,11 +193,10 @@ def queue_notice(conn: Connection, *, recipient: str, subject: str, body: str, k
         return False
     if conn.execute(_OUTBOX_BY_DEDUPE, {"dedupe": dedupe_key}).first() is not None:
         return False
-    conn.execute(_INSERT_OUTBOX, {
+    return insert_if_new(conn, _OUTBOX, ("dedupe_key",), {
         "message_id": f"<{secrets.token_hex(16)}@eseal>", "recipient": recipient,
         "subject": subject, "body": body, "kind": kind, "created_at": now, "sent_at": None,
         "attempts": 0, "last_error": None, "dedupe_key": dedupe_key, "sent": False})
-    return True
 
 
 def network_of(address: str | None) -> str | None:
@@ -220,8 +219,9 @@ def note_network(auth: AuthContext, conn: Connection, account: Any, owner: CertO
         return False
     if conn.execute(_NEW_NETWORK, {"account_id": account.id, "network": network}).first():
         return False
-    conn.execute(_INSERT_NETWORK, {"account_id": account.id, "network": network,
-                                   "first_seen": now})
+    if not insert_if_new(conn, account_networks, ("account_id", "network"),
+                         {"account_id": account.id, "network": network, "first_seen": now}):
+        return False  # another writer noted it first (and queued the notice)
     subject = f"eseal: new login network for {account.name} / 新网络登录提醒"
     body = (f"{account.name} ({account.role}) logged in to eseal from a network not seen "
             f"before: {network}, at {now.isoformat()}. If this was not them, ask an officer "

@@ -14,9 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    update,
-)
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from eseal.auth.accounts import (
@@ -58,6 +56,10 @@ class LockoutStep(NamedTuple):
     locked: bool
 
 
+_COUNT_FAILURE = (update(accounts).where(accounts.c.id == bindparam("account_id"))
+                  .values(failures=accounts.c.failures + 1).returning(accounts.c.failures))
+
+
 def count_possession_failure(auth: AuthContext, s: Session, account: Any | None,
                              owner: CertOwner | None, *, code: str, address: str | None,
                              now: datetime) -> LockoutStep:
@@ -72,11 +74,11 @@ def count_possession_failure(auth: AuthContext, s: Session, account: Any | None,
     if not counts_toward_lockout(code) or account is None or owner is None:
         return LockoutStep(counted=False, locked=False)
     conn = s.connection()
-    failures = int(account.failures) + 1
+    # counted in the database (``failures = failures + 1``), not from the row read earlier:
+    # two refusals racing each other are both counted
+    failures = int(conn.execute(_COUNT_FAILURE, {"account_id": account.id}).scalar_one())
     threshold = auth.settings.lockout_threshold
     if failures < threshold:
-        conn.execute(update(accounts).where(accounts.c.id == account.id)
-                     .values(failures=failures))
         return LockoutStep(counted=True, locked=False)
     until = now + timedelta(hours=auth.settings.lockout_hours)
     # its sessions die with it: every request checks the account's lock (resolve_session)

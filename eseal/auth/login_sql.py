@@ -5,6 +5,10 @@ than the rest of the login together. So on SQLite the statements run on the tran
 own DBAPI connection, writers of all processes queue on one ``flock`` instead of SQLite's
 sleeping busy handler, and on the event loop the writes of concurrent logins commit as one
 group (``bench/login.py`` measures it).
+
+On PostgreSQL there is no ``flock``: correctness never rests on it. Writers take turns on
+the database's own advisory lock (``eseal.store.db``), which holds across hosts, and the
+group's transaction runs in a worker thread so that waiting for it never stalls the loop.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from threading import Lock
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, text
+
+from eseal.store.db import is_unavailable
 
 if TYPE_CHECKING:
     from eseal.auth.context import AuthContext
@@ -42,7 +48,8 @@ def _to_db(value: Any, sqlite: bool) -> Any:
     if isinstance(value, datetime):
         naive = value.astimezone(UTC).replace(tzinfo=None)
         return naive.strftime(_SQLITE_TIME) if sqlite else naive
-    if isinstance(value, bool):
+    if sqlite and isinstance(value, bool):
+        # SQLite stores booleans as 0/1; PostgreSQL's boolean column refuses an integer
         return int(value)
     return value
 
@@ -203,7 +210,13 @@ class _GroupCommit:
                 group, self._pending = (self._pending[:self.MAX_GROUP],
                                         self._pending[self.MAX_GROUP:])
                 try:
-                    self._commit(group)
+                    if entry is None:
+                        # PostgreSQL: the transaction waits for the audit lock, which
+                        # another process or host may hold, in a worker thread, so the
+                        # loop goes on serving (and gathering the next group)
+                        await self._loop.run_in_executor(None, self._commit, group)
+                    else:
+                        self._commit(group)
                 finally:
                     if entry is not None:
                         fcntl.flock(entry[1], fcntl.LOCK_UN)
@@ -228,16 +241,36 @@ class _GroupCommit:
             with _transaction(self._auth) as tx:
                 results = [job(tx) for job, _ in group]
         except Exception as exc:
-            if len(group) == 1:
-                if not group[0][1].done():
-                    group[0][1].set_exception(exc)
+            if len(group) == 1 or is_unavailable(exc):
+                # a lost database fails every job alike: no point in retrying one by one
+                for _, future in group:
+                    self._settle(future, exc=exc)
                 return
             for item in group:
                 self._commit([item])
             return
         for (_, future), result in zip(group, results, strict=True):
-            if not future.done():
+            self._settle(future, result=result)
+
+    def _settle(self, future: asyncio.Future[Any], *, result: Any = None,
+                exc: BaseException | None = None) -> None:
+        """Resolve a job's future from whichever thread committed it."""
+        def settle() -> None:
+            if future.done():
+                return
+            if exc is not None:
+                future.set_exception(exc)
+            else:
                 future.set_result(result)
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            settle()
+        else:
+            self._loop.call_soon_threadsafe(settle)
 
 
 _COMMITTERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,

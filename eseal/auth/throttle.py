@@ -36,8 +36,10 @@ class _Throttle:
 
 _THROTTLES = ("SELECT key, failures, window_start, blocked_until FROM login_throttles "
               "WHERE key = :a OR key = :b")
+# ON CONFLICT: a key first seen by two writers at once is created once (the second, finding
+# it made, counts on the row as it is now)
 _NEW_THROTTLE = ("INSERT INTO login_throttles (key, failures, window_start, blocked_until) "
-                 "VALUES (:key, 1, :now, NULL)")
+                 "VALUES (:key, 1, :now, NULL) ON CONFLICT (key) DO NOTHING")
 _SET_THROTTLE = ("UPDATE login_throttles SET failures = :failures, window_start = :start, "
                  "blocked_until = :blocked WHERE key = :key")
 
@@ -57,8 +59,9 @@ def wait_seconds(blocked_until: datetime | None, now: datetime) -> int | None:
 
 def count_failure(sql: LoginSql, key: str, row: _Throttle | None, now: datetime) -> None:
     if row is None:
-        sql.run(_NEW_THROTTLE, key=key, now=now)
-        return
+        if sql.run(_NEW_THROTTLE, key=key, now=now):
+            return
+        row = load_throttles(sql, [key])[key]
     fresh = now - row.window_start > THROTTLE_WINDOW and (
         row.blocked_until is None or row.blocked_until <= now)
     failures = 1 if fresh else row.failures + 1

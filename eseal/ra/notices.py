@@ -12,6 +12,8 @@ steps, each safe to repeat:
    it sent. It counts the attempt *before* sending and marks the row *after* the server
    accepted it, so a crash in between sends the same message, with the same Message-ID,
    again on the next run (receivers drop the duplicate), and a row is marked sent once.
+   Each row is claimed while it is sent (``eseal.store.db.RowClaims``), so any number of
+   runs of ``eseal notify`` at once, on any hosts, send each message once.
 
 Only the tightest threshold due is queued: a certificate found 20 days before expiry gets
 the 30-day notice, not a late 90-day one as well. Certificates already renewed, revoked or
@@ -30,10 +32,11 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from eseal import clock
 from eseal.errors import EsealError
+from eseal.store.db import OUTBOX_CLAIMS, RowClaims, insert_if_new
 from eseal.store.models import Certificate, Enterprise, Outbox
 
 if TYPE_CHECKING:
@@ -157,11 +160,12 @@ def _queue(auth: Authority, notices: list[Notice], queued: list[str], details: d
         for n in notices:
             if n.dedupe_key in known:
                 continue
-            conn.execute(insert(_OUTBOX).values(
-                message_id=n.message_id, recipient=", ".join(n.recipients), subject=n.subject,
-                body=n.body, kind=KIND, created_at=now, sent_at=None, attempts=0,
-                last_error=None, dedupe_key=n.dedupe_key, sent=False))
-            queued.append(n.dedupe_key)
+            if insert_if_new(conn, _OUTBOX, ("dedupe_key",), {
+                    "message_id": n.message_id, "recipient": ", ".join(n.recipients),
+                    "subject": n.subject, "body": n.body, "kind": KIND, "created_at": now,
+                    "sent_at": None, "attempts": 0, "last_error": None,
+                    "dedupe_key": n.dedupe_key, "sent": False}):  # else queued by another run
+                queued.append(n.dedupe_key)
         if not queued:
             raise _NothingNew
 
@@ -211,32 +215,46 @@ def send_queued(auth: Authority, *, host: str | None = None, port: int | None = 
                          "queued",
                          f"无法连接邮件服务器，{len(rows)} 条提醒仍在待发队列中",
                          field="smtp_host") from exc
-    with smtp:
+    with smtp, RowClaims(auth.db, OUTBOX_CLAIMS) as claims:
         for row in rows:
-            with auth.db.write() as s:
-                s.execute(update(_OUTBOX).where(_OUTBOX.c.id == row.id)
-                          .values(attempts=_OUTBOX.c.attempts + 1))
-            try:
-                smtp.send_message(build_message(row, settings.smtp_sender))
-            except (smtplib.SMTPException, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
-                with auth.db.write() as s:
-                    s.execute(update(_OUTBOX).where(_OUTBOX.c.id == row.id)
-                              .values(last_error=error))
-                report.failed.append({"message_id": row.message_id, "error": error})
-                if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
-                    break
+            # claimed while it is being sent, so a racing `notify run` skips it; counted
+            # only while still unsent (the other run may have finished it meanwhile)
+            if not claims.take(row.id):
                 continue
-            if after_send is not None:
-                after_send(row.message_id)
-            with auth.change(actor=NOTICE_ACTOR, action="notice.send", target=row.recipient,
-                             details={"message_id": row.message_id,
-                                      "dedupe_key": row.dedupe_key}) as s:
-                s.execute(update(_OUTBOX).where(_OUTBOX.c.id == row.id,
-                                                _OUTBOX.c.sent.is_(False))
-                          .values(sent=True, sent_at=clock.now(), last_error=None))
-            report.sent.append(row.message_id)
+            try:
+                if not _send_one(auth, smtp, row, report, after_send):
+                    break
+            finally:
+                claims.release(row.id)
     return report
+
+
+def _send_one(auth: Authority, smtp: smtplib.SMTP, row: Any, report: SendReport,
+              after_send: Callable[[str], None] | None) -> bool:
+    """Send one claimed row; False when the SMTP connection is gone (stop the run)."""
+    with auth.db.write() as s:
+        counted = s.execute(update(_OUTBOX).where(_OUTBOX.c.id == row.id,
+                                                  _OUTBOX.c.sent.is_(False))
+                            .values(attempts=_OUTBOX.c.attempts + 1)).rowcount
+    if not counted:
+        return True
+    try:
+        smtp.send_message(build_message(row, auth.settings.smtp_sender))
+    except (smtplib.SMTPException, OSError) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        with auth.db.write() as s:
+            s.execute(update(_OUTBOX).where(_OUTBOX.c.id == row.id).values(last_error=error))
+        report.failed.append({"message_id": row.message_id, "error": error})
+        return not isinstance(exc, smtplib.SMTPServerDisconnected | OSError)
+    if after_send is not None:
+        after_send(row.message_id)
+    with auth.change(actor=NOTICE_ACTOR, action="notice.send", target=row.recipient,
+                     details={"message_id": row.message_id,
+                              "dedupe_key": row.dedupe_key}) as s:
+        s.execute(update(_OUTBOX).where(_OUTBOX.c.id == row.id, _OUTBOX.c.sent.is_(False))
+                  .values(sent=True, sent_at=clock.now(), last_error=None))
+    report.sent.append(row.message_id)
+    return True
 
 
 def run(auth: Authority, *, host: str | None = None, port: int | None = None,
