@@ -9,6 +9,13 @@ Why a generation counter: SoftHSM only sees tokens created by ``softhsm2-util`` 
 ``C_Initialize``, and re-initialising closes every session of the process. Cached sessions
 remember the generation they were opened in and reopen themselves when it moved on.
 
+Why the flocks vanish for a remote module: when the module is ``p11-kit-client.so`` the
+token lives in a ``p11-kit server`` process, perhaps on another host, and a flock beside a
+local file coordinates nothing there. There is no SoftHSM configuration (``conf_path`` is
+None), so :func:`across_processes` holds nothing; what a remote token needs instead —
+logging in once per process, retrying start-up, recovering from a dropped connection — is
+in :mod:`eseal.token.session` (``service=True``).
+
 Why ctypes for ``C_Login``: python-pkcs11's ``Token.open(user_pin=...)`` leaks the session when
 the login fails (a later SO login then fails with ``SessionReadOnlyExists``), and its
 ``Session.close()`` calls ``C_Logout``, which logs out *every* session of the process. We open
@@ -49,6 +56,7 @@ CKR_USER_PIN_NOT_INITIALIZED = 0x102
 class _State:
     module_path: str | None = None
     conf_path: str | None = None
+    server_address: str | None = None
     lib: pkcs11.lib | None = None
     raw: ctypes.CDLL | None = None
     generation: int = 0
@@ -121,19 +129,40 @@ def across_processes() -> AbstractContextManager[None]:
     return _process_lock.held()
 
 
+def is_remote() -> bool:
+    """The module reaches a token served by another process (``p11-kit-client.so``)."""
+    return bool(_state.server_address) or (
+        _state.module_path is not None and "softhsm" not in os.path.basename(_state.module_path))
+
+
+def softhsm_conf() -> str | None:
+    """The SoftHSM configuration this process uses; None for a remote module."""
+    if is_remote():
+        return None
+    return _state.conf_path or os.environ.get("SOFTHSM2_CONF")
+
+
 def lock() -> threading.RLock:
     """The current process-wide lock (replaced after fork, so always ask for it)."""
     return PKCS11_LOCK
 
 
-def configure(module_path: str, conf_path: str | os.PathLike[str] | None) -> None:
-    """Point this process at a PKCS#11 module and (for SoftHSM) a configuration file.
+def configure(module_path: str, conf_path: str | os.PathLike[str] | None,
+              server_address: str | None = None) -> None:
+    """Point this process at a PKCS#11 module and (for SoftHSM) a configuration file, or
+    (for ``p11-kit-client.so``) the address of the ``p11-kit server`` that holds the token.
 
     Changing the configuration re-initialises the module, which closes all sessions; cached
     sessions notice through the generation counter.
     """
     conf = os.fspath(conf_path) if conf_path else None
     with lock():
+        if server_address and server_address != _state.server_address:
+            # p11-kit-client reads the address when it is initialised
+            os.environ["P11_KIT_SERVER_ADDRESS"] = server_address
+            _state.server_address = server_address
+            if _state.lib is not None and _state.module_path == module_path:
+                _reinitialize()
         if _state.lib is not None and _state.module_path != module_path:
             raise ConfigError(
                 "PKCS11_MODULE_CHANGED",
