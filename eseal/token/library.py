@@ -32,6 +32,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pkcs11
 from pkcs11.exceptions import PKCS11Error
@@ -58,7 +59,7 @@ class _State:
     conf_path: str | None = None
     server_address: str | None = None
     lib: pkcs11.lib | None = None
-    raw: ctypes.CDLL | None = None
+    raw: Any = None  # the module's C_Login, through its CK_FUNCTION_LIST
     generation: int = 0
     pid: int = 0
 
@@ -198,15 +199,35 @@ def _load() -> pkcs11.lib:
     if _state.lib is None:
         with across_processes():
             _state.lib = pkcs11.lib(_state.module_path)
-        _state.raw = ctypes.CDLL(_state.module_path)
-        _state.raw.C_Login.argtypes = [ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p,
-                                       ctypes.c_ulong]
-        _state.raw.C_Login.restype = ctypes.c_ulong
+        _state.raw = None if is_remote() else _c_login(_state.module_path)
         _state.pid = os.getpid()
         _state.generation += 1
     elif _state.pid != os.getpid():
         _reinitialize()
     return _state.lib
+
+
+_C_LOGIN = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p,
+                            ctypes.c_ulong)
+_C_LOGIN_INDEX = 18  # C_Initialize .. C_SetOperationState come first in CK_FUNCTION_LIST
+
+
+class _FunctionList(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte),
+                ("functions", ctypes.c_void_p * 68)]
+
+
+def _c_login(module_path: str) -> Any:
+    """``C_Login`` taken from the module's function list: ``p11-kit-client.so`` exports only
+    ``C_GetFunctionList``, so the symbol cannot be looked up by name as in SoftHSM."""
+    dll = ctypes.CDLL(module_path)
+    table = ctypes.POINTER(_FunctionList)()
+    rv = dll.C_GetFunctionList(ctypes.byref(table))
+    if rv != CKR_OK or not table:
+        raise ConfigError("PKCS11_MODULE_BROKEN",
+                          f"{module_path} gave no function list (CKR 0x{rv:x})",
+                          f"{module_path} 未提供函数表（CKR 0x{rv:x}）", field="pkcs11_module")
+    return _C_LOGIN(table.contents.functions[_C_LOGIN_INDEX])
 
 
 def _reinitialize() -> None:
@@ -304,7 +325,41 @@ def raw_login(session: pkcs11.Session, pin: str, user_type: int = CKU_USER) -> i
     assert _state.raw is not None
     data = pin.encode("utf-8")
     with lock():
-        return int(_state.raw.C_Login(session.handle, user_type, data, len(data)))
+        return int(_state.raw(session.handle, user_type, data, len(data)))
+
+
+# What python-pkcs11 raises for a failed C_Login, as the CK_RV eseal's login code expects.
+_LOGIN_FAILURES = {"PinIncorrect": CKR_PIN_INCORRECT, "PinLocked": CKR_PIN_LOCKED,
+                   "PinLenRange": CKR_PIN_LEN_RANGE,
+                   "UserAlreadyLoggedIn": CKR_USER_ALREADY_LOGGED_IN,
+                   "AnotherUserAlreadyLoggedIn": CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+                   "SessionReadOnlyExists": CKR_SESSION_READ_ONLY_EXISTS,
+                   "UserPinNotInitialized": CKR_USER_PIN_NOT_INITIALIZED,
+                   "GeneralError": 0x5}
+
+
+def open_logged_in(token: pkcs11.Token, pin: str, user_type: int, *,
+                   rw: bool) -> tuple[pkcs11.Session | None, int]:
+    """Open a session and log in through python-pkcs11, for a remote module.
+
+    ``p11-kit-client.so`` hands every ``C_GetFunctionList`` caller a module instance of its
+    own, so the raw ``C_Login`` above cannot reach python-pkcs11's sessions. This path has
+    python-pkcs11's two flaws (a failed login leaves its session open; closing the session
+    logs the process out), which a service process that logs in once can live with.
+    Returns the session (None if the login failed) and the CK_RV.
+    """
+    with lock():
+        try:
+            if user_type == CKU_SO:
+                return token.open(rw=True, so_pin=pin), CKR_OK
+            return token.open(rw=rw, user_pin=pin), CKR_OK
+        except PKCS11Error as exc:
+            rv = _LOGIN_FAILURES.get(type(exc).__name__)
+            if rv is None:
+                raise
+            if rv == CKR_USER_ALREADY_LOGGED_IN:  # this process is logged in already
+                return token.open(rw=rw), rv
+            return None, rv
 
 
 @contextmanager

@@ -188,9 +188,14 @@ class TokenSession:
 
     def _open_and_login(self) -> pkcs11.Session:
         token = lib.find_token(self.label)
-        opened = token.open(rw=self._rw)
+        opened: pkcs11.Session | None = None
+        if self._pin is not None and lib.is_remote():
+            opened, rv = lib.open_logged_in(token, self._pin, self._user_type, rw=self._rw)
+        else:
+            opened = token.open(rw=self._rw)
         if self._pin is not None:
-            rv = lib.raw_login(opened, self._pin, self._user_type)
+            if opened is not None and not lib.is_remote():
+                rv = lib.raw_login(opened, self._pin, self._user_type)
             key = (self.label, self._user_type)
             digest = hmac.new(_PROCESS_KEY, self._pin.encode(), hashlib.sha256).digest()
             if rv == CKR_USER_ALREADY_LOGGED_IN and not hmac.compare_digest(
@@ -198,9 +203,10 @@ class TokenSession:
                 # The process is already logged in, so the token cannot check this PIN;
                 # one that differs from the PIN that logged in is wrong.
                 rv = CKR_PIN_INCORRECT
-            if rv not in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
+            if rv not in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN) or opened is None:
                 try:
-                    opened.close()
+                    if opened is not None:
+                        opened.close()
                 finally:
                     err = login_error(rv, so=self._user_type == CKU_SO)
                 raise err
