@@ -215,6 +215,13 @@ class Cluster:
     haproxy: subprocess.Popen[bytes] | None = None
     front_port: int = 0
     officer_pin: str = ""
+    database: str = "postgresql"  # or "sqlite": one shared file, for comparison
+
+    @property
+    def database_url(self) -> str:
+        if self.pg is not None:
+            return self.pg.url
+        return f"sqlite:///{self.root / 'eseal.db'}"
 
     @property
     def ca_home(self) -> Path:
@@ -240,16 +247,17 @@ class Cluster:
         self.root.mkdir(parents=True)
         self.front_port = self.front_port or free_port()
         base_url = f"http://127.0.0.1:{self.front_port}"
-        self.pg = Postgres(self.root / "pg").start()
+        if self.database == "postgresql":
+            self.pg = Postgres(self.root / "pg").start()
         init = eseal("init", "--home", str(self.ca_home), "--base-url", base_url,
-                     env=clean_env(ESEAL_DATABASE_URL=self.pg.url,
+                     env=clean_env(ESEAL_DATABASE_URL=self.database_url,
                                    ESEAL_AUDIT_JOURNAL=str(self.journal)))
         self.officer_pin = init.stdout.strip().splitlines()[-1].strip()
         self.token = TokenServer(self.ca_home / "softhsm2.conf", self.root / "ca.sock").start()
         for i in range(self.replicas):
             eseal("init", "--join", "--home", str(self.replica_home(i)),
                   "--ca-pin-file", str(self.ca_home / "secrets" / "ca.pin"),
-                  env=clean_env(ESEAL_DATABASE_URL=self.pg.url,
+                  env=clean_env(ESEAL_DATABASE_URL=self.database_url,
                                 ESEAL_PKCS11_MODULE=CLIENT_MODULE,
                                 ESEAL_P11_KIT_SERVER_ADDRESS=self.token.address,
                                 ESEAL_AUDIT_JOURNAL=str(self.journal)))
@@ -297,15 +305,15 @@ backend replicas
         wait_http(f"http://127.0.0.1:{self.front_port}/healthz", self.haproxy)
 
     def _write_state(self) -> None:
-        assert self.pg is not None and self.token is not None and self.token.process
+        assert self.token is not None and self.token.process
         state = {
             "front": f"http://127.0.0.1:{self.front_port}" if self.front else None,
-            "replicas": self.urls, "database_url": self.pg.url,
+            "replicas": self.urls, "database_url": self.database_url,
             "token_server": self.token.address, "ca_home": str(self.ca_home),
             "replica_homes": [str(self.replica_home(i)) for i in range(self.replicas)],
             "pids": [p.pid for p in self.serves] + [self.token.process.pid]
                     + ([self.haproxy.pid] if self.haproxy else []),
-            "pg_root": str(self.pg.root),
+            "pg_root": str(self.pg.root) if self.pg else None,
         }
         (self.root / "cluster.json").write_text(json.dumps(state, indent=2))
 
@@ -335,7 +343,8 @@ def down_from_state(root: Path) -> None:
     for pid in state["pids"]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-    Postgres(Path(state["pg_root"])).stop()
+    if state["pg_root"]:
+        Postgres(Path(state["pg_root"])).stop()
     state_file.unlink()
     print(f"cluster in {root} stopped")
 
@@ -346,20 +355,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default="var/cluster")
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--front-port", type=int, default=8440)
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     args = parser.parse_args(argv)
     root = Path(args.dir).resolve()
     if args.action == "down":
         down_from_state(root)
         return 0
     down_from_state(root) if (root / "cluster.json").exists() else None
-    cluster = Cluster(root, replicas=args.replicas, front_port=args.front_port)
+    cluster = Cluster(root, replicas=args.replicas, front_port=args.front_port,
+                      database=args.database)
     try:
         cluster.up()
         front = f"http://127.0.0.1:{cluster.front_port}"
         print(f"""eseal cluster up in {root}
   front (HAProxy, round robin): {front}   try: curl {front}/healthz
   replicas (eseal serve):       {' '.join(cluster.urls)}
-  database (PostgreSQL):        {cluster.pg.url if cluster.pg else ''}
+  database:                     {cluster.database_url}
   CA token (p11-kit server):    {cluster.token.address if cluster.token else ''}
   CA home (token files, PIN):   {cluster.ca_home}
   first officer's USB-Key PIN:  {cluster.officer_pin}
