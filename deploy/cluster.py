@@ -117,8 +117,13 @@ class Postgres:
         run = {"check": True, "capture_output": True, "stdin": subprocess.DEVNULL,
                "cwd": "/"}
         if not (data / "PG_VERSION").exists():
-            subprocess.run(self._as_owner(str(bindir / "initdb"), "-D", str(data), "--no-sync",
-                                          "-A", "trust", "-U", "eseal", "-E", "UTF8"), **run)
+            done = subprocess.run(self._as_owner(
+                str(bindir / "initdb"), "-D", str(data), "--no-sync", "-A", "trust", "-U",
+                "eseal", "-E", "UTF8"), capture_output=True, text=True,
+                stdin=subprocess.DEVNULL, cwd="/", check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"initdb failed (every directory above {self.root} must be "
+                                   f"reachable by the postgres user):\n{done.stderr}")
         subprocess.run(self._as_owner(
             str(bindir / "pg_ctl"), "-D", str(data), "-l", str(self.root / "server.log"), "-w",
             "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} "
