@@ -187,3 +187,19 @@ def test_join_from_the_command_line_reads_the_pin_from_a_file(
     again = _eseal("init", "--join", "--home", str(replica),
                    "--ca-pin-file", str(home / "secrets" / "ca.pin"))
     assert again.returncode == 1 and again.stderr.startswith("error HOME_ALREADY_INITIALISED")
+
+
+def test_a_missing_or_empty_database_url_file_is_a_coded_configuration_error(
+        tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "eseal.toml").write_text('database_url_file = "secrets/database.url"\n')
+    with pytest.raises(EsealError) as caught:
+        _ = load_settings(home).database
+    assert (caught.value.code, caught.value.field) == ("DATABASE_URL_FILE_UNREADABLE",
+                                                        "database_url_file")
+    (home / "secrets").mkdir()
+    (home / "secrets" / "database.url").write_text("\n  \n")
+    with pytest.raises(EsealError) as caught:
+        _ = load_settings(home).database
+    assert caught.value.code == "DATABASE_URL_FILE_EMPTY"
