@@ -5,7 +5,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := softhsm2 opensc poppler-utils libnss3-tools fonts-noto-cjk fonts-hanazono postgresql
+APT_PACKAGES := softhsm2 opensc poppler-utils libnss3-tools fonts-noto-cjk fonts-hanazono \
+	p11-kit p11-kit-modules postgresql
+# `make cluster` also needs these; it installs them itself so `make test` stays lean.
+CLUSTER_APT_PACKAGES := haproxy
+CLUSTER_DIR ?= var/cluster
 APT_STAMP := $(VENV)/.apt-ok
 VENV_STAMP := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
@@ -13,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_PROGRESS_BAR := off
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench lint docs clean
+.PHONY: setup test demo bench lint docs clean cluster cluster-stop cluster-load cluster-setup
 
 setup: $(APT_STAMP) $(VENV_STAMP)
 
@@ -39,7 +43,7 @@ $(VENV_STAMP): pyproject.toml
 # The suite runs twice: on SQLite (the embedded default), then on PostgreSQL (a throwaway
 # server each pytest worker starts and removes itself: tests/pgkit.py).
 test: setup
-	@$(PY) -m ruff check eseal tests bench
+	@$(PY) -m ruff check eseal tests bench deploy
 	@$(VENV)/bin/lint-imports
 	ESEAL_ENV=test $(PY) -m pytest -n 2 $(PYTEST_ARGS)
 	ESEAL_ENV=test ESEAL_TEST_DATABASE=postgresql $(PY) -m pytest -n 2 $(PYTEST_ARGS)
@@ -51,12 +55,37 @@ bench: setup
 	ESEAL_ENV=test $(PY) -m bench
 
 lint: setup
-	$(PY) -m ruff check eseal tests bench
+	$(PY) -m ruff check eseal tests bench deploy
 	$(VENV)/bin/lint-imports
 
 # docs/errors.md from the error registry (eseal/error_codes.py); a test fails when it is stale
 docs: setup
 	$(PY) -m eseal.error_docs
+
+# The deployment shape on one machine: PostgreSQL, the CA token behind `p11-kit server`,
+# three `eseal serve` replicas and HAProxy in front (README "Scale-out"). Foreground;
+# Ctrl-C (or `make cluster-stop` from another shell) tears it down.
+cluster-setup: setup
+	@missing=""; for p in $(CLUSTER_APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "eseal: installing Debian packages for the cluster:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq --no-install-recommends $$missing </dev/null >/dev/null; \
+	fi
+	@$(PY) -c "import psycopg" 2>/dev/null || $(PY) -m pip install -q -e '.[test,cluster]' </dev/null
+
+cluster: cluster-setup
+	$(PY) -m deploy.cluster up --dir $(CLUSTER_DIR)
+
+cluster-stop:
+	$(PY) -m deploy.cluster down --dir $(CLUSTER_DIR)
+
+# The issue's must-show against a running `make cluster` (another shell).
+cluster-load:
+	ESEAL_ENV=test $(PY) -m deploy.load --dir $(CLUSTER_DIR)
 
 clean:
 	rm -rf var/demo .pytest_cache

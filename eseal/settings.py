@@ -37,9 +37,12 @@ class Settings:
 
     home: Path = Path("var")
     base_url: str = "http://127.0.0.1:8000"
-    database_url: str = ""  # empty: SQLite file in the home
+    database_url: str = ""  # empty: database_url_file, else SQLite file in the home
+    database_url_file: str = ""  # a secret file holding the URL (relative: to the home)
     pkcs11_module: str = field(default_factory=default_pkcs11_module)
     softhsm_conf: str = ""  # empty: $SOFTHSM2_CONF if set, else <home>/softhsm2.conf
+    p11_kit_server_address: str = ""  # e.g. unix:path=/run/eseal/ca.sock (p11-kit-client.so)
+    audit_journal: str = ""  # empty: <home>/audit/checkpoints.jsonl; replicas share one
     ca_token_label: str = "eseal-ca"
     lint_on_issue: bool = True  # pkilint before the token signs (eseal.ca.issuer)
     enterprise_validity_days: int = 365
@@ -65,9 +68,30 @@ class Settings:
     # --- derived paths -----------------------------------------------------------------
     @property
     def database(self) -> str:
+        """The SQLAlchemy URL: the setting, else the secret file it names, else SQLite."""
         if self.database_url:
             return self.database_url
+        if self.database_url_file:
+            return read_database_url_file(self.database_url_path)
         return f"sqlite:///{(self.home / 'eseal.db').resolve()}"
+
+    @property
+    def database_url_path(self) -> Path:
+        path = Path(self.database_url_file)
+        return path if path.is_absolute() else self.home / path
+
+    @property
+    def audit_journal_path(self) -> Path:
+        if self.audit_journal:
+            return Path(self.audit_journal)
+        return self.home / "audit" / "checkpoints.jsonl"
+
+    @property
+    def token_is_remote(self) -> bool:
+        """The PKCS#11 module is a client of a token served elsewhere (p11-kit-client.so),
+        not a SoftHSM whose files live on this host: no SoftHSM configuration, no flocks."""
+        return bool(self.p11_kit_server_address) or "softhsm" not in Path(
+            self.pkcs11_module).name
 
     @property
     def secrets_dir(self) -> Path:
@@ -89,6 +113,28 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def read_database_url_file(path: Path) -> str:
+    """The first non-empty line of the secret file that holds the database URL."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(
+            "DATABASE_URL_FILE_UNREADABLE",
+            f"cannot read the database URL file {path}: {exc.strerror}",
+            f"无法读取数据库地址文件 {path}：{exc.strerror}",
+            field="database_url_file",
+        ) from exc
+    url = next((line.strip() for line in lines if line.strip()), "")
+    if not url:
+        raise ConfigError(
+            "DATABASE_URL_FILE_EMPTY",
+            f"the database URL file {path} is empty",
+            f"数据库地址文件 {path} 为空",
+            field="database_url_file",
+        )
+    return url
 
 
 def _coerce(name: str, annotation: Any, raw: Any) -> Any:

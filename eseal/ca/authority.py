@@ -12,7 +12,6 @@ No certificate is handed out before its row and its audit event are committed.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,9 +36,8 @@ from eseal.ca.issuance import (
     check_csr,
     check_enterprise_active,
     enterprise_request,
-    spki_sha256,
 )
-from eseal.ca.issuer import build_certificate, sign_certificate
+from eseal.ca.issuer import sign_certificate
 from eseal.errors import ConfigError, Conflict, EsealError, NotFound, ServiceUnavailable
 from eseal.pki.dates import add_years
 from eseal.pki.serials import normalize_serial, random_serial, serial_hex
@@ -52,11 +50,9 @@ from eseal.token import (
     TokenPrivateKey,
     TokenSession,
     configure,
-    generate_keypair,
-    private_key_for,
     token_private_key,
 )
-from eseal.token.softhsm import init_token, write_conf
+from eseal.token.softhsm import write_conf
 
 CA_ROLES: dict[str, KeySpec] = {
     "root": "ec-p384",
@@ -89,11 +85,15 @@ class InitResult:
 
 
 def configure_tokens(settings: Settings) -> None:
-    """Point the PKCS#11 layer at this home's module and SoftHSM configuration.
+    """Point the PKCS#11 layer at this home's module and SoftHSM configuration (or, for a
+    remote module such as ``p11-kit-client.so``, at the ``p11-kit server``'s address).
 
     An explicit ``SOFTHSM2_CONF`` wins over the home's file, as the issue asks of token
     commands; the home's file is written if missing so a fresh home just works.
     """
+    if settings.token_is_remote:  # p11-kit-client.so: the token is another process's
+        configure(settings.pkcs11_module, None, settings.p11_kit_server_address or None)
+        return
     if settings.softhsm_conf:  # an explicit configuration is used exactly as written
         conf = settings.softhsm_conf
     else:
@@ -182,7 +182,7 @@ class Authority:
         assert isinstance(public, ec.EllipticCurvePublicKey)
         return AuditLog(signer=sign, public_key=public,
                         checkpoint_every=self.settings.checkpoint_every,
-                        journal=self.settings.home / "audit" / "checkpoints.jsonl",
+                        journal=self.settings.audit_journal_path,
                         crl_issuers=[self._certs[r] for r in ("issuing", "root")
                                      if r in self._certs],
                         head=TokenHeadStore(self.ca_session))
@@ -383,82 +383,9 @@ class Authority:
                 .order_by(Certificate.not_after.desc())).scalars())
 
 
-# --- creating a home ----------------------------------------------------------------------
-def _write_secret(path: Path, value: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-
-
+# --- creating a home lives in eseal.ca.home; kept here for existing callers ---------------
 def init_home(settings: Settings, *, actor: str = "officer:init") -> InitResult:
     """Create the CA token, its keys, the CA certificates and the database of a new home."""
-    home = settings.home
-    if settings.ca_pin_file.exists():
-        raise Conflict("HOME_ALREADY_INITIALISED",
-                       f"{home} already holds a CA; choose another --home",
-                       f"{home} 已有 CA，请选择其他目录", field="home")
-    home.mkdir(parents=True, exist_ok=True)
-    toml = home / "eseal.toml"
-    if not toml.exists():
-        toml.write_text(f'base_url = "{settings.base_url}"\n', encoding="utf-8")
-    configure_tokens(settings)
-    db = open_database(settings.database)
-    ca_pin = secrets.token_urlsafe(18)
-    so_pin = secrets.token_urlsafe(18)
-    init_token(settings.softhsm_conf_path, settings.ca_token_label, ca_pin, so_pin)
-    _write_secret(settings.ca_pin_file, ca_pin)
-    ts = TokenSession(settings.ca_token_label, ca_pin, rw=True, service=True)
-    infos = {role: generate_keypair(ts, spec, f"{role}-ca" if role in ("root", "issuing")
-                                    else f"{role}-signer" if role != "audit" else "audit")
-             for role, spec in CA_ROLES.items()}
-    keys = {role: private_key_for(ts, info) for role, info in infos.items()}
-    now = clock.now().replace(microsecond=0)
-    ca_info = profiles.SubjectInfo(common_name="eseal Root CA", organization=CA_ORGANISATION)
-    root = build_certificate(
-        "root", subject=profiles.subject_name("root", ca_info),
-        public_key=infos["root"].public_key, issuer_cert=None, issuer_key=keys["root"],
-        serial=random_serial(), not_before=now, not_after=add_years(now, 20),
-        base_url=settings.base_url, lint=settings.lint_on_issue)
-    certs: dict[str, tuple[x509.Certificate, str]] = {"root": (root, "root")}
-    plan = (("issuing", "eseal Issuing CA", "root", 10),
-            ("ocsp", "eseal OCSP Responder", "issuing", 2),
-            ("tsa", "eseal Timestamping Authority", "issuing", 5))
-    for role, cn, issuer_role, years in plan:
-        issuer_cert = certs[issuer_role][0]
-        cert = build_certificate(
-            role, subject=profiles.subject_name(
-                role, profiles.SubjectInfo(common_name=cn, organization=CA_ORGANISATION)),
-            public_key=infos[role].public_key, issuer_cert=issuer_cert,
-            issuer_key=keys[issuer_role], serial=random_serial(), not_before=now,
-            not_after=min(add_years(now, years), issuer_cert.not_valid_after_utc),
-            base_url=settings.base_url, lint=settings.lint_on_issue)
-        certs[role] = (cert, issuer_role)
-    audit_log = AuditLog(
-        signer=lambda m: keys["audit"].sign(m, ec.ECDSA(hashes.SHA256())),
-        public_key=infos["audit"].public_key,  # type: ignore[arg-type]
-        checkpoint_every=settings.checkpoint_every, journal=home / "audit" / "checkpoints.jsonl",
-        head=TokenHeadStore(ts))  # creates the token's audit-head record
-    with db.write() as s:
-        for role, info in infos.items():
-            cert = certs.get(role, (None, ""))[0]
-            s.add(CaKey(role=role, key_uri=info.uri, created_at=now,
-                        certificate_der=cert.public_bytes(serialization.Encoding.DER)
-                        if cert else None))
-        for role, (cert, issuer_role) in certs.items():
-            s.add(Certificate(
-                serial=serial_hex(cert.serial_number), issuer_role=issuer_role,
-                enterprise_id=None, profile=role, holder=role,
-                subject=cert.subject.rfc4514_string(),
-                spki_sha256=spki_sha256(cert.public_key()), key_id=infos[role].id.hex(),
-                not_before=now, not_after=cert.not_valid_after_utc, status="good",
-                status_version=0, key_certified_at=now,
-                der=cert.public_bytes(serialization.Encoding.DER), created_at=now))
-        audit_log.append(s, actor=actor, action="ca.init", target=settings.ca_token_label,
-                         details={"base_url": settings.base_url,
-                                  "root": serial_hex(root.serial_number),
-                                  "issuing": serial_hex(certs["issuing"][0].serial_number)})
-        audit_log.checkpoint(s)
-    ts.close()
-    return InitResult(home=home, base_url=settings.base_url, ca_pin_file=settings.ca_pin_file,
-                      ca_so_pin=so_pin, root=root, issuing=certs["issuing"][0])
+    from eseal.ca.home import init_home as create
+
+    return create(settings, actor=actor)

@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from eseal.ca.crl import reason_code
-from eseal.errors import InvalidInput
+from eseal.errors import EsealError, InvalidInput
 from eseal.pki.der import (
     der_generalized_time,
     der_length,
@@ -234,7 +234,8 @@ def answer(
       means a stranger cannot make the token sign for free. ``openssl ocsp`` reports it as
       "Responder Error: unauthorized (6)";
     * a failure in ``lookup`` or in signing → ``internalError`` (logged), so the HTTP layer
-      still answers a well-formed OCSP response.
+      still answers a well-formed OCSP response; ``tryLater`` when it is our token or
+      database being unavailable for now (a coded 503 elsewhere).
     """
     now = utc(now).replace(microsecond=0)
     try:
@@ -265,6 +266,12 @@ def answer(
             assert cache is not None
             cache.put(key, response, now, next_update)
         return response
+    except EsealError as exc:
+        if exc.status == 503:  # our token or database is unavailable for now (RFC 6960)
+            log.warning("OCSP responder unavailable: %s", exc.code)
+            return error_response("tryLater")
+        log.exception("OCSP responder failed to answer")
+        return error_response("internalError")
     except Exception:
         log.exception("OCSP responder failed to answer")
         return error_response("internalError")

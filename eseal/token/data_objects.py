@@ -25,19 +25,21 @@ def _generation(obj: pkcs11.Object) -> int:
         return 0
 
 
-def _versions(ts: TokenSession, label: str) -> list[tuple[int, pkcs11.Object]]:
+def _versions(session: pkcs11.Session, label: str) -> list[tuple[int, pkcs11.Object]]:
     """Every object holding ``label``, newest generation last."""
-    found = ts.session().get_objects({Attribute.CLASS: ObjectClass.DATA,
-                                      Attribute.LABEL: label})
+    found = session.get_objects({Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: label})
     return sorted(((_generation(o), o) for o in found), key=lambda pair: pair[0])
 
 
 def read_data(ts: TokenSession, label: str) -> bytes | None:
     """The newest value of the private data object ``label``; ``None`` if the token has none."""
     with lib.lock():
-        try:
-            versions = _versions(ts, label)
+        def read(session: pkcs11.Session) -> bytes | None:
+            versions = _versions(session, label)
             return bytes(versions[-1][1][Attribute.VALUE]) if versions else None
+
+        try:
+            return ts.run(read)
         except PKCS11Error as exc:
             en, zh = lib.plain_reason(exc)
             raise blame(ts, TokenError("DATA_OBJECT_READ_FAILED",
@@ -56,16 +58,19 @@ def write_data(ts: TokenSession, label: str, value: bytes) -> None:
     the database's write lock); ``ts`` must be read-write and logged in as the user.
     """
     with lib.lock():
-        try:
-            versions = _versions(ts, label)
+        def write(session: pkcs11.Session) -> None:
+            versions = _versions(session, label)
             generation = (versions[-1][0] if versions else 0) + 1
-            ts.session().create_object({
+            session.create_object({
                 Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: label,
                 Attribute.APPLICATION: "eseal", Attribute.VALUE: value,
                 Attribute.OBJECT_ID: generation.to_bytes(8, "big"),
                 Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.MODIFIABLE: True})
             for _, old in versions:
                 old.destroy()
+
+        try:
+            ts.run(write)
         except PKCS11Error as exc:
             en, zh = lib.plain_reason(exc)
             raise blame(ts, TokenError("DATA_OBJECT_WRITE_FAILED",

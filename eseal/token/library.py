@@ -9,6 +9,13 @@ Why a generation counter: SoftHSM only sees tokens created by ``softhsm2-util`` 
 ``C_Initialize``, and re-initialising closes every session of the process. Cached sessions
 remember the generation they were opened in and reopen themselves when it moved on.
 
+Why the flocks vanish for a remote module: when the module is ``p11-kit-client.so`` the
+token lives in a ``p11-kit server`` process, perhaps on another host, and a flock beside a
+local file coordinates nothing there. There is no SoftHSM configuration (``conf_path`` is
+None), so :func:`across_processes` holds nothing; what a remote token needs instead —
+logging in once per process, retrying start-up, recovering from a dropped connection — is
+in :mod:`eseal.token.session` (``service=True``).
+
 Why ctypes for ``C_Login``: python-pkcs11's ``Token.open(user_pin=...)`` leaks the session when
 the login fails (a later SO login then fails with ``SessionReadOnlyExists``), and its
 ``Session.close()`` calls ``C_Logout``, which logs out *every* session of the process. We open
@@ -25,6 +32,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pkcs11
 from pkcs11.exceptions import PKCS11Error
@@ -49,8 +57,9 @@ CKR_USER_PIN_NOT_INITIALIZED = 0x102
 class _State:
     module_path: str | None = None
     conf_path: str | None = None
+    server_address: str | None = None
     lib: pkcs11.lib | None = None
-    raw: ctypes.CDLL | None = None
+    raw: Any = None  # the module's C_Login, through its CK_FUNCTION_LIST
     generation: int = 0
     pid: int = 0
 
@@ -121,19 +130,40 @@ def across_processes() -> AbstractContextManager[None]:
     return _process_lock.held()
 
 
+def is_remote() -> bool:
+    """The module reaches a token served by another process (``p11-kit-client.so``)."""
+    return bool(_state.server_address) or (
+        _state.module_path is not None and "softhsm" not in os.path.basename(_state.module_path))
+
+
+def softhsm_conf() -> str | None:
+    """The SoftHSM configuration this process uses; None for a remote module."""
+    if is_remote():
+        return None
+    return _state.conf_path or os.environ.get("SOFTHSM2_CONF")
+
+
 def lock() -> threading.RLock:
     """The current process-wide lock (replaced after fork, so always ask for it)."""
     return PKCS11_LOCK
 
 
-def configure(module_path: str, conf_path: str | os.PathLike[str] | None) -> None:
-    """Point this process at a PKCS#11 module and (for SoftHSM) a configuration file.
+def configure(module_path: str, conf_path: str | os.PathLike[str] | None,
+              server_address: str | None = None) -> None:
+    """Point this process at a PKCS#11 module and (for SoftHSM) a configuration file, or
+    (for ``p11-kit-client.so``) the address of the ``p11-kit server`` that holds the token.
 
     Changing the configuration re-initialises the module, which closes all sessions; cached
     sessions notice through the generation counter.
     """
     conf = os.fspath(conf_path) if conf_path else None
     with lock():
+        if server_address and server_address != _state.server_address:
+            # p11-kit-client reads the address when it is initialised
+            os.environ["P11_KIT_SERVER_ADDRESS"] = server_address
+            _state.server_address = server_address
+            if _state.lib is not None and _state.module_path == module_path:
+                _reinitialize()
         if _state.lib is not None and _state.module_path != module_path:
             raise ConfigError(
                 "PKCS11_MODULE_CHANGED",
@@ -169,15 +199,35 @@ def _load() -> pkcs11.lib:
     if _state.lib is None:
         with across_processes():
             _state.lib = pkcs11.lib(_state.module_path)
-        _state.raw = ctypes.CDLL(_state.module_path)
-        _state.raw.C_Login.argtypes = [ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p,
-                                       ctypes.c_ulong]
-        _state.raw.C_Login.restype = ctypes.c_ulong
+        _state.raw = None if is_remote() else _c_login(_state.module_path)
         _state.pid = os.getpid()
         _state.generation += 1
     elif _state.pid != os.getpid():
         _reinitialize()
     return _state.lib
+
+
+_C_LOGIN = ctypes.CFUNCTYPE(ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p,
+                            ctypes.c_ulong)
+_C_LOGIN_INDEX = 18  # C_Initialize .. C_SetOperationState come first in CK_FUNCTION_LIST
+
+
+class _FunctionList(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte),
+                ("functions", ctypes.c_void_p * 68)]
+
+
+def _c_login(module_path: str) -> Any:
+    """``C_Login`` taken from the module's function list: ``p11-kit-client.so`` exports only
+    ``C_GetFunctionList``, so the symbol cannot be looked up by name as in SoftHSM."""
+    dll = ctypes.CDLL(module_path)
+    table = ctypes.POINTER(_FunctionList)()
+    rv = dll.C_GetFunctionList(ctypes.byref(table))
+    if rv != CKR_OK or not table:
+        raise ConfigError("PKCS11_MODULE_BROKEN",
+                          f"{module_path} gave no function list (CKR 0x{rv:x})",
+                          f"{module_path} 未提供函数表（CKR 0x{rv:x}）", field="pkcs11_module")
+    return _C_LOGIN(table.contents.functions[_C_LOGIN_INDEX])
 
 
 def _reinitialize() -> None:
@@ -275,7 +325,41 @@ def raw_login(session: pkcs11.Session, pin: str, user_type: int = CKU_USER) -> i
     assert _state.raw is not None
     data = pin.encode("utf-8")
     with lock():
-        return int(_state.raw.C_Login(session.handle, user_type, data, len(data)))
+        return int(_state.raw(session.handle, user_type, data, len(data)))
+
+
+# What python-pkcs11 raises for a failed C_Login, as the CK_RV eseal's login code expects.
+_LOGIN_FAILURES = {"PinIncorrect": CKR_PIN_INCORRECT, "PinLocked": CKR_PIN_LOCKED,
+                   "PinLenRange": CKR_PIN_LEN_RANGE,
+                   "UserAlreadyLoggedIn": CKR_USER_ALREADY_LOGGED_IN,
+                   "AnotherUserAlreadyLoggedIn": CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
+                   "SessionReadOnlyExists": CKR_SESSION_READ_ONLY_EXISTS,
+                   "UserPinNotInitialized": CKR_USER_PIN_NOT_INITIALIZED,
+                   "GeneralError": 0x5}
+
+
+def open_logged_in(token: pkcs11.Token, pin: str, user_type: int, *,
+                   rw: bool) -> tuple[pkcs11.Session | None, int]:
+    """Open a session and log in through python-pkcs11, for a remote module.
+
+    ``p11-kit-client.so`` hands every ``C_GetFunctionList`` caller a module instance of its
+    own, so the raw ``C_Login`` above cannot reach python-pkcs11's sessions. This path has
+    python-pkcs11's two flaws (a failed login leaves its session open; closing the session
+    logs the process out), which a service process that logs in once can live with.
+    Returns the session (None if the login failed) and the CK_RV.
+    """
+    with lock():
+        try:
+            if user_type == CKU_SO:
+                return token.open(rw=True, so_pin=pin), CKR_OK
+            return token.open(rw=rw, user_pin=pin), CKR_OK
+        except PKCS11Error as exc:
+            rv = _LOGIN_FAILURES.get(type(exc).__name__)
+            if rv is None:
+                raise
+            if rv == CKR_USER_ALREADY_LOGGED_IN:  # this process is logged in already
+                return token.open(rw=rw), rv
+            return None, rv
 
 
 @contextmanager

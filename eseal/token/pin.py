@@ -20,7 +20,9 @@ The rules, in the order a login meets them:
 
 Within a process the whole read–increment–login–clear sequence runs under the PKCS#11 lock;
 between processes an advisory ``flock`` next to the SoftHSM configuration keeps two logins
-from both reading the same count. SoftHSM does not allow ``CKA_VALUE`` of a data object to be
+from both reading the same count (a remote module, ``p11-kit-client.so``, has no local
+configuration: there the token's own server must count, and the flock is not taken).
+SoftHSM does not allow ``CKA_VALUE`` of a data object to be
 changed, so a new count is written as a new object before the old ones are destroyed; a crash
 in between leaves two objects and the higher count wins.
 """
@@ -321,7 +323,7 @@ def _login_guard(label: str) -> Iterator[None]:
     with _THREAD_LOCKS_GUARD:
         thread_lock = _THREAD_LOCKS.setdefault(label, threading.Lock())
     with thread_lock:
-        conf = os.environ.get("SOFTHSM2_CONF")
+        conf = lib.softhsm_conf()  # None for a remote module: nothing local to coordinate
         fh = None
         if conf:
             try:

@@ -4,6 +4,17 @@ Long-lived processes (the CA service) keep one ``TokenSession`` per token and si
 thousands of times a second; one-shot processes (a CLI command) open one, use it and close
 it. PKCS#11 login state is per process and token, so one logged-in session per token is all a
 process needs; every call on it happens under the process-wide lock.
+
+A *service* session (``service=True``: the CA's own token in ``eseal serve`` and the CLI) may
+reach its token through ``p11-kit-client.so`` and a ``p11-kit server`` that forks one
+``p11-kit-remote`` per connection, each loading its own SoftHSM. Measured (DESIGN.md): a
+process starting while another logs in may see a blank token (NoSuchToken, GeneralError,
+UserPinNotInitialized); a killed ``p11-kit-remote`` answers DeviceError to every later call;
+a stopped server shows zero slots. So a service session logs in once per process (per
+module initialisation), retries its start with a fresh ``C_Initialize`` and a short backoff,
+and on a device failure re-initialises and retries the call once; what still fails is the
+service's own token being unavailable: ``TOKEN_UNAVAILABLE``, HTTP 503, and the next call
+tries again, so the service recovers without a restart.
 """
 
 from __future__ import annotations
@@ -12,6 +23,9 @@ import contextlib
 import hashlib
 import hmac
 import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pkcs11
 from pkcs11.exceptions import PKCS11Error
@@ -28,6 +42,32 @@ from eseal.token.library import (
     CKU_SO,
     CKU_USER,
 )
+
+T = TypeVar("T")
+
+#: PKCS#11 failures that say nothing about the request, only that the token, or the
+#: connection to the server holding it, is gone or not ready.
+DEVICE_FAILURES = frozenset({
+    "DeviceError", "DeviceRemoved", "TokenNotPresent", "TokenNotRecognised",
+    "SessionHandleInvalid", "SessionClosed", "GeneralError", "UserNotLoggedIn",
+    "UserPinNotInitialized", "NoSuchToken", "SlotIDInvalid", "FunctionFailed",
+})
+#: eseal codes a starting service session retries (a blank token seen mid-login elsewhere).
+_START_CODES = frozenset({"TOKEN_NOT_FOUND", "TOKEN_LOGIN_FAILED"})
+#: Start attempts of a service session and the first pause (doubling): 20+40+80+160 ms.
+START_ATTEMPTS = 5
+START_BACKOFF_SECONDS = 0.02
+
+
+class TokenUnavailable(ServiceUnavailable, TokenError):
+    """The service's own token cannot be reached now (HTTP 503); retrying later may work."""
+
+    status = 503
+
+
+def is_device_failure(exc: BaseException) -> bool:
+    return isinstance(exc, PKCS11Error) and type(exc).__name__ in DEVICE_FAILURES
+
 
 # PKCS#11 login state is per process and token: a second C_Login answers "already logged in"
 # whatever PIN it carries. We remember a keyed digest of the PIN that did log in, so a later
@@ -115,18 +155,81 @@ class TokenSession:
         self._cache.clear()
         with lib.across_processes():
             try:
-                return self._open_and_login()
+                if not self.service:
+                    return self._open_and_login()
+                return self._open_with_retries()
             except EsealError as err:
                 down = blame(self, err)
                 if down is err:
                     raise
                 raise down from err
 
+    def _open_with_retries(self) -> pkcs11.Session:
+        """Open and log in, starting the module afresh after a blank-token moment."""
+        last: BaseException | None = None
+        for attempt in range(START_ATTEMPTS):
+            if attempt:
+                self._restart_module()
+                time.sleep(START_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            try:
+                return self._open_and_login()
+            except TokenError as err:
+                if err.code not in _START_CODES:
+                    raise
+                last = err
+            except PKCS11Error as exc:
+                if not is_device_failure(exc):
+                    raise
+                last = exc
+        raise self.unavailable(last)
+
+    @staticmethod
+    def _restart_module() -> None:
+        with contextlib.suppress(PKCS11Error):
+            lib.refresh()
+
+    def unavailable(self, cause: BaseException | None) -> TokenUnavailable:
+        if isinstance(cause, TokenError):
+            en, zh = cause.message, cause.message_zh
+        elif cause is not None:
+            en, zh = lib.plain_reason(cause)
+        else:
+            en, zh = "no answer", "无应答"
+        return TokenUnavailable(
+            "TOKEN_UNAVAILABLE",
+            f"the service's token {self.label!r} cannot be reached now ({en}); try again "
+            "shortly",
+            f"服务的密码令牌 {self.label!r} 暂时无法访问（{zh}），请稍后重试",
+            details={"cause": type(cause).__name__ if cause is not None else None})
+
+    def run(self, call: Callable[[pkcs11.Session], T]) -> T:
+        """``call(session)`` under the lock; a service session that meets a device failure
+        (a dropped connection to the token's server) starts the module afresh, logs in
+        again and retries once, then answers ``TOKEN_UNAVAILABLE``."""
+        with lib.lock():
+            try:
+                return call(self.session())
+            except PKCS11Error as exc:
+                if not (self.service and is_device_failure(exc)):
+                    raise
+            self._restart_module()
+            try:
+                return call(self.session())
+            except PKCS11Error as exc:
+                if not is_device_failure(exc):
+                    raise
+                raise self.unavailable(exc) from exc
+
     def _open_and_login(self) -> pkcs11.Session:
         token = lib.find_token(self.label)
-        opened = token.open(rw=self._rw)
+        opened: pkcs11.Session | None = None
+        if self._pin is not None and lib.is_remote():
+            opened, rv = lib.open_logged_in(token, self._pin, self._user_type, rw=self._rw)
+        else:
+            opened = token.open(rw=self._rw)
         if self._pin is not None:
-            rv = lib.raw_login(opened, self._pin, self._user_type)
+            if opened is not None and not lib.is_remote():
+                rv = lib.raw_login(opened, self._pin, self._user_type)
             key = (self.label, self._user_type)
             digest = hmac.new(_PROCESS_KEY, self._pin.encode(), hashlib.sha256).digest()
             if rv == CKR_USER_ALREADY_LOGGED_IN and not hmac.compare_digest(
@@ -134,9 +237,10 @@ class TokenSession:
                 # The process is already logged in, so the token cannot check this PIN;
                 # one that differs from the PIN that logged in is wrong.
                 rv = CKR_PIN_INCORRECT
-            if rv not in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
+            if rv not in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN) or opened is None:
                 try:
-                    opened.close()
+                    if opened is not None:
+                        opened.close()
                 finally:
                     err = login_error(rv, so=self._user_type == CKU_SO)
                 raise err

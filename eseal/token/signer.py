@@ -69,7 +69,8 @@ class _TokenKeyMixin:
     def _sign_raw(self, data: bytes, mechanism: Mechanism, param: Any = None) -> bytes:
         with lib.lock():
             try:
-                return self._handle().sign(data, mechanism=mechanism, mechanism_param=param)
+                return self._ts.run(lambda _session: self._handle().sign(
+                    data, mechanism=mechanism, mechanism_param=param))
             except PKCS11Error as exc:
                 raise blame(self._ts, TokenError(
                     "TOKEN_SIGN_FAILED", f"the token refused to sign: {lib.plain_reason(exc)[0]}",
