@@ -109,3 +109,104 @@ def enroll_code(home: str | None, uscc: str | None, role: str, holder: str,
     click.echo(f"enrollment code for {result['holder']} ({result['role']}{where}), "
                f"valid until {result['expires_at']}, shown once:")
     click.echo(f"  {result['code']}")
+
+
+# --- when the enterprise changes ---------------------------------------------------------------
+@command.command("rename")
+@home_option
+@click.option("--uscc", required=True)
+@click.option("--name", required=True, help="the new registered name, exactly (NFC)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def rename(home: str | None, uscc: str, name: str, as_json: bool) -> None:
+    """企业名称变更: new certificates for the same keys, then the old ones superseded."""
+    from eseal.ra.rename import rename_enterprise
+
+    with authority(home) as auth:
+        result = rename_enterprise(auth, uscc, name, actor=cli_actor()).to_dict()
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"renamed {uscc}: {result['old_name']} -> {result['new_name']}")
+    for pair in result["replaced"]:
+        click.echo(f"  {pair['old_serial']} superseded by {pair['new_serial']}")
+    for serial in result["left_frozen"]:
+        click.echo(f"  {serial} is frozen: left under the old name")
+    click.echo("holders: run `eseal token refresh --label LABEL` to install the new certificates")
+
+
+@command.command("change-legal-rep")
+@home_option
+@click.option("--uscc", required=True)
+@click.option("--legal-rep", required=True, help="the new legal representative (法定代表人)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def change_legal_rep(home: str | None, uscc: str, legal_rep: str, as_json: bool) -> None:
+    """法定代表人变更: the old one's keys revoked and sessions ended; a code for the new one."""
+    from eseal.ra.legal_rep import change_legal_rep as change
+
+    with authority(home) as auth:
+        result = change(auth, uscc, legal_rep, actor=cli_actor())
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"{uscc}: legal representative {result['old_legal_rep']} -> "
+               f"{result['legal_rep']}; revoked {len(result['revoked'])} certificate(s), "
+               f"ended {result['sessions_ended']} session(s), flagged "
+               f"{len(result['flagged_filings'])} draft(s)")
+    code = result["enrollment_code"]
+    click.echo(f"enrollment code for {code['holder']}, valid until {code['expires_at']}, "
+               f"shown once:\n  {code['code']}")
+
+
+@command.command("history")
+@home_option
+@click.option("--uscc", required=True)
+def history(home: str | None, uscc: str) -> None:
+    """Registered names and legal representatives over time (JSON)."""
+    from eseal.ra.legal_rep import legal_rep_history
+    from eseal.ra.rename import name_history
+
+    with authority(home, read_only=True) as auth:
+        echo_json({"names": name_history(auth, uscc),
+                   "legal_reps": legal_rep_history(auth, uscc)})
+
+
+@command.command("contacts")
+@home_option
+@click.option("--uscc", required=True)
+@click.option("--set", "entries", multiple=True, metavar="NAME,ROLE,PHONE,EMAIL",
+              help="an emergency contact (give at least two); omit to list")
+def contacts(home: str | None, uscc: str, entries: tuple[str, ...]) -> None:
+    """应急联系人: list, or replace with --set (at least two)."""
+    from eseal.ra.contacts import list_contacts, set_contacts
+
+    items: list[dict[str, str]] = []
+    for entry in entries:
+        parts = [p.strip() for p in entry.split(",")]
+        if len(parts) != 4:
+            from eseal.errors import InvalidInput
+
+            raise InvalidInput("CONTACT_INVALID", f"--set {entry!r}: give NAME,ROLE,PHONE,EMAIL",
+                               f"--set {entry!r}：格式应为 姓名,职务,手机,邮箱", field="contacts")
+        items.append(dict(zip(("name", "role", "phone", "email"), parts, strict=True)))
+    with authority(home, read_only=not entries) as auth:
+        if entries:
+            echo_json(set_contacts(auth, uscc, items, actor=cli_actor()))
+        else:
+            echo_json(list_contacts(auth, uscc))
+
+
+@command.command("rights")
+@home_option
+@click.option("--account", "account_id", required=True, type=int, help="the agent's account id")
+@click.option("--type", "types", multiple=True,
+              help="a filing type code the agent may submit (repeat); omit to show")
+@click.option("--none", "none_", is_flag=True, help="take every right away")
+def rights(home: str | None, account_id: int, types: tuple[str, ...], none_: bool) -> None:
+    """分级权限: the filing types an agent may submit."""
+    from eseal.ra.rights import rights_of, set_rights
+
+    with authority(home, read_only=not (types or none_)) as auth:
+        if types or none_:
+            echo_json(set_rights(auth, account_id, list(types), actor=cli_actor()))
+        else:
+            echo_json(rights_of(auth, account_id))
