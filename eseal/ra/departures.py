@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from eseal import clock
@@ -44,6 +44,12 @@ def revoke_person(auth: Authority, s: Session, *, enterprise_id: int | None, rol
         auth.audit.append(s, actor=actor, action="cert.revoke", target=row.serial,
                           details={"reason": AFFILIATION_CHANGED, "via": via, "holder": name})
     return [row.serial for row in rows]
+
+
+def open_sessions(s: Session, account_id: int) -> int:
+    return int(s.execute(select(func.count()).select_from(login_sessions).where(
+        login_sessions.c.account_id == account_id,
+        login_sessions.c.ended_at.is_(None))).scalar_one())
 
 
 def end_account(s: Session, account_id: int) -> int:
@@ -86,11 +92,12 @@ def disable_account(auth: Authority, account_id: int, *, actor: str,
                     "enterprise": account.enterprise_uscc})
     with auth.change(actor=actor, action="account.disable", target=target,
                      details=details) as s:
+        details["sessions_ended"] = open_sessions(s, account_id)
         serials = revoke_person(auth, s, enterprise_id=account.enterprise_id,
                                 role=account.role, name=account.name, actor=actor,
                                 via="account.disable")
         details["revoked"] = serials
-        details["sessions_ended"] = end_account(s, account_id)
+        end_account(s, account_id)
     if serials:
         publish_crls(auth)
     return {"account_id": account_id, "status": "disabled", "revoked": serials,

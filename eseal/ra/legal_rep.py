@@ -23,7 +23,7 @@ from eseal.ca.status import publish_crls
 from eseal.errors import Conflict
 from eseal.pki import identity
 from eseal.ra.contacts import notify_contacts
-from eseal.ra.departures import end_account, revoke_person
+from eseal.ra.departures import end_account, open_sessions, revoke_person
 from eseal.ra.enrollment_codes import create_enrollment_code
 from eseal.store.models import Enterprise
 from eseal.store.models_enterprise import LegalRepTerm
@@ -69,13 +69,15 @@ def change_legal_rep(auth: Authority, uscc: str, new_rep: str, *,
                                              LegalRepTerm.valid_to.is_(None))
                   .values(valid_to=now))
         s.add(LegalRepTerm(enterprise_id=ent.id, name=name, valid_from=now, changed_by=actor))
-        details["revoked"] = revoke_person(auth, s, enterprise_id=ent.id, role="legal_rep",
-                                           name=old, actor=actor,
-                                           via="enterprise.legal_rep.change")
         account_id = s.execute(select(accounts.c.id).where(
             accounts.c.identity == account_identity("legal_rep", ent.id, old))).scalar()
         details["old_account"] = account_id
-        details["sessions_ended"] = end_account(s, account_id) if account_id else 0
+        details["sessions_ended"] = open_sessions(s, account_id) if account_id else 0
+        details["revoked"] = revoke_person(auth, s, enterprise_id=ent.id, role="legal_rep",
+                                           name=old, actor=actor,
+                                           via="enterprise.legal_rep.change")
+        if account_id:
+            end_account(s, account_id)
         flagged = s.execute(update(Filing).where(Filing.enterprise_id == ent.id,
                                                  Filing.status == "draft")
                             .values(flag=FLAG_LEGAL_REP_CHANGED)
