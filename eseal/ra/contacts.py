@@ -146,3 +146,17 @@ def notify_contacts(s: Session, *, enterprise_id: int, uscc: str, event: str, de
                         dedupe_key=f"contact:{event}:{dedupe}:{c.id}", now=now):
             queued += 1
     return queued
+
+
+def notify_if_legal_rep(s: Session, *, enterprise_id: int | None, holder: str, event: str,
+                        detail: str, dedupe: str) -> int:
+    """Tell the contacts when the key in question is the legal representative's."""
+    from eseal.store.models import Enterprise
+
+    if enterprise_id is None:
+        return 0
+    ent = s.get(Enterprise, enterprise_id)
+    if ent is None or ent.legal_rep != holder:
+        return 0
+    return notify_contacts(s, enterprise_id=ent.id, uscc=ent.uscc, event=event, detail=detail,
+                           dedupe=dedupe)
