@@ -137,7 +137,7 @@ class Site:
 def live_site(tmp: Path, *, holders: list[Holder] | None = None,
               toml: str = "") -> Iterator[Site]:
     with ca_home(tmp / "home", enterprises=[(USCC_A, NAME_A, "张三")],
-                 holders=holders or HOLDERS, toml=toml) as ca:
+                 holders=HOLDERS if holders is None else holders, toml=toml) as ca:
         work = tmp / "work"
         work.mkdir()
         server = LiveServer(ca.home, ca.port)

@@ -210,3 +210,78 @@ def rights(home: str | None, account_id: int, types: tuple[str, ...], none_: boo
             echo_json(set_rights(auth, account_id, list(types), actor=cli_actor()))
         else:
             echo_json(rights_of(auth, account_id))
+
+
+@command.command("ledger")
+@home_option
+@click.option("--uscc", required=True)
+@click.option("--csv", "as_csv", is_flag=True, help="CSV (UTF-8, header row) instead of JSON")
+@click.option("--pdf", "pdf_out", type=click.Path(dir_okay=False), default=None,
+              help="write the ledger as a PDF sealed by the CA's own ledger seal")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
+              help="write CSV/JSON here instead of standard output")
+@click.option("--operator-uscc", default=None,
+              help="the CA operator's credit code (once, when the CA's ledger seal is created)")
+@click.option("--operator-name", default=None, help="the CA operator's registered name (once)")
+@click.option("--server", default=None,
+              help="the eseal service for the timestamp and revocation data (default: base URL)")
+def ledger(home: str | None, uscc: str, as_csv: bool, pdf_out: str | None, out: str | None,
+           operator_uscc: str | None, operator_name: str | None, server: str | None) -> None:
+    """企业数字凭证管理台账: every key, holder and credential event, from the audit log."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from eseal import clock
+    from eseal.ra.ledger import ledger_rows, to_csv
+
+    with authority(home, read_only=pdf_out is None) as auth:
+        rows = ledger_rows(auth, uscc)
+        if pdf_out is not None:
+            data = _sealed_ledger(auth, uscc, rows, operator_uscc=operator_uscc,
+                                  operator_name=operator_name,
+                                  server=server or auth.settings.base_url)
+            Path(pdf_out).write_bytes(data)
+            with auth.change(actor=cli_actor(), action="enterprise.ledger.export",
+                             target=uscc, details={"rows": len(rows), "format": "pdf"}):
+                pass
+            click.echo(f"{len(rows)} events; sealed ledger written to {pdf_out}")
+            return
+    text = to_csv(rows) if as_csv else json.dumps(
+        {"uscc": uscc, "generated_at": clock.now().isoformat(),
+         "events": [asdict(r) for r in rows]}, ensure_ascii=False, indent=2)
+    if out is None:
+        click.echo(text, nl=not as_csv)
+    else:
+        Path(out).write_text(text, encoding="utf-8", newline="")
+
+
+def _sealed_ledger(auth, uscc: str, rows, *, operator_uscc: str | None,  # type: ignore[no-untyped-def]
+                   operator_name: str | None, server: str) -> bytes:
+    """Draw the ledger and seal it (B-LT) with the CA's ledger seal key on the CA token."""
+    from dataclasses import asdict
+
+    import httpx
+
+    from eseal import clock
+    from eseal.cli.cmd_sign import build_options
+    from eseal.holder.revinfo import fetch_revinfo, validation_context
+    from eseal.holder.sealing import http_timestamper, seal_image_for
+    from eseal.ra.ledger_seal import ledger_seal
+    from eseal.signing.ledger_pdf import ledger_pdf
+    from eseal.signing.sign import seal_pdf
+
+    ent = auth.enterprise(uscc)
+    pdf = ledger_pdf(name=ent.name, uscc=ent.uscc, generated_at=clock.now().isoformat(),
+                     rows=[asdict(r) for r in rows])
+    seal = ledger_seal(auth, operator_uscc=operator_uscc, operator_name=operator_name,
+                       actor=cli_actor())
+    options = build_options(page=1, at=None, field_name=None, reason="凭证管理台账 ledger",
+                            location=None, level="B-LT", certify=False, size_pt=100)
+    with httpx.Client(timeout=60, follow_redirects=False) as http:
+        revinfo = fetch_revinfo(http, server, seal.certificate, seal.chain)
+        return seal_pdf(pdf, key=seal.key, certificate=seal.certificate,  # type: ignore[arg-type]
+                        chain=seal.chain, options=options,
+                        seal_png=seal_image_for(seal.certificate, title="台账专用章"),
+                        timestamper=http_timestamper(http, f"{server.rstrip('/')}/tsa"),
+                        validation_context=validation_context(seal.chain, revinfo))
