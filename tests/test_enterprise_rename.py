@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from eseal.holder.sealing import seal_image_for
 from eseal.ra.rename import Rename, name_history, rename_enterprise
+from eseal.ra.staff import provision_staff_token
 from eseal.signing.seal_image import SealSpec, render_seal
 from eseal.token.client import UsbKey
 from tests.conftest import NAME_A, USCC_A
@@ -55,6 +56,22 @@ def test_a_name_not_in_nfc_is_refused_naming_the_field_and_nothing_changes(site:
         assert [h["name"] for h in name_history(auth, USCC_A)] == [NAME_A]
     refused = [e for e in site.audit("enterprise.rename") if e.outcome == "refused"]
     assert refused and refused[-1].details["code"] == "NAME_NOT_NFC"
+
+    # an officer over HTTP gets the same coded, field-naming answer
+    with site.authority() as auth:
+        officer = provision_staff_token(auth, label="officer1", name="周官", actor=ACTOR)
+    site.login("officer1", officer.pin)
+    answer = site.call("officer1", "POST", f"/officer/enterprises/{USCC_A}/rename",
+                       json={"name": decomposed})
+    assert answer.status_code == 422
+    assert (answer.json()["code"], answer.json()["field"]) == ("NAME_NOT_NFC", "name")
+    answer = site.call("officer1", "POST", f"/officer/enterprises/{USCC_A}/rename",
+                       json={"name": NAME_A})
+    assert (answer.status_code, answer.json()["code"]) == (409, "NAME_UNCHANGED")
+    assert [(c.serial, c.status) for c in site.certificates()
+            if c.profile != "officer"] == before
+    with site.authority() as auth:
+        assert auth.enterprise(USCC_A).name == NAME_A
 
 
 def test_rename_supersedes_the_old_certificates_only_after_the_new_ones_are_good(

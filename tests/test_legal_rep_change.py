@@ -106,6 +106,8 @@ def test_the_old_legal_rep_is_cut_off_and_the_new_one_enrols_and_seals(
     refused = site.call("qian", "POST", f"/filings/{fresh}/seal", content=old_sealed,
                         headers={"Content-Type": "application/pdf"})
     assert refused.status_code in (400, 409, 422), refused.text
+    assert refused.json()["code"] in ("SEAL_CERT_REVOKED", "SEAL_CERT_NOT_CURRENT",
+                                      "SEAL_INVALID"), refused.text
     assert site.call("qian", "GET", f"/filings/{fresh}").json()["status"] == "draft"
     history = json.loads(site.cli("enterprise", "history", "--uscc", USCC_A).stdout)
     assert [t["name"] for t in history["legal_reps"]] == ["张三", "钱七"]

@@ -28,6 +28,7 @@ from eseal.holder.unblock import finish_unblock, request_unblock
 from eseal.ra.rename import rename_enterprise
 from eseal.ra.renewal import renew_one
 from eseal.ra.so_pins import decrypt_so_pin, token_record
+from eseal.ra.staff import provision_staff_token
 from eseal.token.client import UsbKey
 from eseal.token.pin import PinPolicy
 from tests.conftest import USCC_A
@@ -35,6 +36,7 @@ from tests.conftest import USCC_A
 PIN = {"zhang": "4913-7720", "wang": "6624-0195"}
 NEW_PIN = "8051-3926"
 LATER_PIN = "3719-5084"
+REP_PIN = "2604-9371"
 OPERATOR = ("91350100M000100Y43", "厦门电子认证服务有限公司")
 
 
@@ -144,8 +146,15 @@ def test_a_year_of_credentials_remote_unblock_and_the_sealed_ledger(
         with pytest.raises(EsealError) as agent_tries:
             agent.request("POST", f"/unblock-requests/{own['id']}/approve")
         assert agent_tries.value.code == "ROLE_FORBIDDEN"
-    done = site.cli("token", "unblock", "--label", "zhang", "--new-pin", PIN["zhang"])
-    assert done.returncode == 0, done.stderr  # at the window, with the kept SO PIN
+    with site.authority() as auth:
+        officer = provision_staff_token(auth, label="officer1", name="周官", actor="officer:test")
+    with client() as desk:
+        desk.login_with_token("officer1", officer.pin)
+        own_approval = desk.request("POST", f"/unblock-requests/{own['id']}/approve")
+    with client() as holder:
+        finish_unblock(holder, request_id=own["id"], authorisation=own_approval["authorisation"],
+                       label="zhang", new_pin=REP_PIN)
+    UsbKey.open("zhang", REP_PIN).close()
 
     # --- a PIN change at the console, a rename, a new legal representative, a renewal ------
     done = site.cli("token", "change-pin", "--label", "wang", "--pin", NEW_PIN, "--new-pin",
@@ -174,7 +183,8 @@ def test_a_year_of_credentials_remote_unblock_and_the_sealed_ledger(
               ("remote unblock approved", "王五", ""),
               ("USB-Key unblocked remotely: new PIN set, SO PIN rotated", "王五", ""),
               ("USB-Key locked: remote unblock asked", "张三", ""),
-              ("USB-Key unblocked by an officer", "张三", ""),
+              ("remote unblock approved", "张三", ""),
+              ("USB-Key unblocked remotely: new PIN set, SO PIN rotated", "张三", ""),
               ("PIN changed", "王五", ""),
               ("enterprise renamed", "", ""),
               ("certificate revoked", "张三", "superseded"),
@@ -208,7 +218,7 @@ def test_a_year_of_credentials_remote_unblock_and_the_sealed_ledger(
     db.close()
     journal = b"".join(p.read_bytes() for p in (site.home / "audit").rglob("*") if p.is_file())
     assert len(seen) > 20 and dump and journal  # the service logs only problems: may be empty
-    for pin in (PIN["wang"], PIN["zhang"], NEW_PIN, LATER_PIN):
+    for pin in (PIN["wang"], PIN["zhang"], NEW_PIN, LATER_PIN, REP_PIN, officer.pin):
         for where, blob in (("http", b"\n".join(seen)), ("log", server_log), ("db", dump),
                             ("journal", journal)):
             assert pin.encode() not in blob, f"a user PIN in the {where}"

@@ -105,7 +105,8 @@ def legal_rep(uscc: str, body: LegalRepIn, principal: Officer, auth: Auth) -> di
 def officer_disable(account_id: RowId, principal: Officer, auth: Auth) -> dict[str, Any]:
     from eseal.ra.departures import disable_account
 
-    return disable_account(auth, account_id, actor=principal.actor)
+    return disable_account(auth, account_id, actor=principal.actor,
+                           by_account_id=principal.account_id)
 
 
 @router.post("/enterprises/{uscc}/accounts/{account_id}/disable",
@@ -116,7 +117,7 @@ def disable(uscc: str, account_id: RowId, principal: RepOrOfficer,
 
     ent = _own_account(principal, auth, uscc, account_id)
     return disable_account(auth, account_id, actor=principal.actor, by_role=principal.role,
-                           by_enterprise_id=ent.id)
+                           by_enterprise_id=ent.id, by_account_id=principal.account_id)
 
 
 @router.get("/filing-types", summary="The kinds of business filed (年度报告, 变更登记, ...)")

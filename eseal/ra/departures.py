@@ -63,18 +63,22 @@ def end_account(s: Session, account_id: int) -> int:
 
 
 def disable_account(auth: Authority, account_id: int, *, actor: str,
-                    by_role: str = "officer", by_enterprise_id: int | None = None
-                    ) -> dict[str, Any]:
+                    by_role: str = "officer", by_enterprise_id: int | None = None,
+                    by_account_id: int | None = None) -> dict[str, Any]:
     """Someone left: revoke their certificates, end their sessions, keep the account.
 
     A legal representative may disable the agents of their own enterprise; officers any
-    account. Raises (audited): ``ACCOUNT_NOT_FOUND``, ``ACCOUNT_ALREADY_DISABLED``.
+    account but their own. Raises (audited): ``ACCOUNT_NOT_FOUND``,
+    ``ACCOUNT_ALREADY_DISABLED``, ``ACCOUNT_IS_YOURS``.
     """
     details: dict[str, Any] = {"account_id": account_id}
     target = f"account:{account_id}"
 
     def validate() -> Any:
         account = get_account(auth, account_id)
+        if by_account_id is not None and account.id == by_account_id:
+            raise Conflict("ACCOUNT_IS_YOURS", "you cannot disable your own account",
+                           "不能停用自己的账户", field="account_id")
         if by_role != "officer" and (account.enterprise_id != by_enterprise_id
                                      or account.role != "agent"):
             from eseal.errors import NotFound

@@ -17,8 +17,8 @@ PAGE = (1754, 1240)  # A4 landscape at 150 dpi
 ROWS_PER_PAGE = 26
 #: (column, heading, width in pixels, characters kept)
 LAYOUT = (("seq", "#", 50, 5), ("at", "时间 time (UTC)", 250, 19),
-          ("event_zh", "事项 event", 330, 20), ("usb_key", "USB-Key", 150, 12),
-          ("holder", "持有人 holder", 220, 14), ("certificate", "证书 serial", 300, 24),
+          ("event_zh", "事项 event", 300, 18), ("usb_key", "USB-Key", 140, 12),
+          ("holder", "持有人 holder", 200, 12), ("certificate", "证书 serial", 420, 40),
           ("reason", "原因 reason", 200, 20))
 
 
@@ -66,6 +66,8 @@ def ledger_pdf(*, name: str, uscc: str, generated_at: str,
             x = 80
             for key, _, width, keep in LAYOUT:
                 value = str(row.get(key, ""))
+                if key == "at":  # whole seconds, UTC (the heading says so)
+                    value = value[:19].replace("T", " ")
                 text((x, y), value if len(value) <= keep else value[:keep - 1] + "…", 18)
                 x += width
             y += 36
