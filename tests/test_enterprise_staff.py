@@ -10,11 +10,14 @@ kept.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 
 import pytest
 from changekit import PINS, Site, live_site
+from pdfkit import make_pdf
 
 from eseal.errors import EsealError
 from eseal.holder.client import EsealClient
@@ -148,3 +151,27 @@ def test_an_agent_who_leaves_loses_session_login_and_certificates_but_the_accoun
     again_done = site.cli("account", "disable", "--id", str(zhao["id"]))
     assert again_done.returncode == 1 and "ACCOUNT_ALREADY_DISABLED" in again_done.stderr
     del live
+
+
+def test_the_cli_submits_with_a_type_and_the_ledger_lists_rights_contacts_and_departures(
+        site: Site) -> None:
+    pdf = site.work / "change.pdf"
+    pdf.write_bytes(make_pdf(pages=1).data)
+    done = site.cli("filing", "submit", str(pdf), "--token", "wang", "--pin-stdin", "--server",
+                    site.url, "--type", "change_registration", stdin=PINS["wang"] + "\n")
+    assert done.returncode == 1 and "FILING_TYPE_FORBIDDEN [type]" in done.stderr, done.stderr
+    done = site.cli("filing", "submit", str(pdf), "--token", "wang", "--pin-stdin", "--server",
+                    site.url, "--type", "annual_report", "--json", stdin=PINS["wang"] + "\n")
+    assert done.returncode == 0 and json.loads(done.stdout)["type"] == "annual_report"
+
+    assert site.call("wang", "GET", f"/enterprises/{USCC_A}/ledger").status_code == 403
+    answer = site.call("zhang", "GET", f"/enterprises/{USCC_A}/ledger", params={"format": "csv"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    events = [(r["event"], r["holder"]) for r in rows]
+    assert ("rights changed", "王五") in events
+    assert ("emergency contacts changed", "") in events
+    assert ("account disabled", "赵六") in events
+    revoked = [r for r in rows if r["event"] == "certificate revoked"]
+    assert [(r["holder"], r["reason"]) for r in revoked] == [("赵六", "affiliationChanged")]
+    assert events.index(("rights changed", "王五")) < events.index(("account disabled", "赵六"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from eseal.api.deps import (
@@ -174,3 +174,20 @@ def history(uscc: str, principal: Staff, auth: Auth) -> dict[str, Any]:
 
     _own(principal, auth, uscc)
     return {"names": name_history(auth, uscc), "legal_reps": legal_rep_history(auth, uscc)}
+
+
+@router.get("/enterprises/{uscc}/ledger",
+            summary="The credential ledger (企业数字凭证管理台账) from the audit log; ?format=csv",
+            responses={200: {"content": {"application/json": {}, "text/csv": {}}}})
+def ledger(uscc: str, principal: RepOrOfficer, auth: Auth,
+           format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
+    from dataclasses import asdict
+
+    from eseal.ra.ledger import ledger_rows, to_csv
+
+    _own(principal, auth, uscc)
+    rows = ledger_rows(auth, uscc)
+    if format == "csv":
+        return Response(to_csv(rows).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                        headers={"Cache-Control": "no-store"})
+    return {"uscc": uscc, "events": [asdict(r) for r in rows]}
