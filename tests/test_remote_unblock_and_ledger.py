@@ -96,6 +96,14 @@ def test_a_year_of_credentials_remote_unblock_and_the_sealed_ledger(
         with pytest.raises(EsealError) as twice:
             request_unblock(holder, "wang")
         assert twice.value.code == "UNBLOCK_ALREADY_REQUESTED"
+    with site.authority() as auth:
+        officer = provision_staff_token(auth, label="officer1", name="周官", actor="officer:test")
+    with client() as desk:  # an agent's key is the legal representative's to approve
+        desk.login_with_token("officer1", officer.pin)
+        with pytest.raises(EsealError) as not_officers:
+            desk.request("POST", f"/unblock-requests/{asked['id']}/approve")
+        assert (not_officers.value.code, not_officers.value.field) == (
+            "UNBLOCK_APPROVER_FORBIDDEN", "role")
     with client() as agent_side, client() as rep:
         rep.login_with_token("zhang", PIN["zhang"])
         listed = rep.request("GET", f"/enterprises/{USCC_A}/unblock-requests")
@@ -146,8 +154,6 @@ def test_a_year_of_credentials_remote_unblock_and_the_sealed_ledger(
         with pytest.raises(EsealError) as agent_tries:
             agent.request("POST", f"/unblock-requests/{own['id']}/approve")
         assert agent_tries.value.code == "ROLE_FORBIDDEN"
-    with site.authority() as auth:
-        officer = provision_staff_token(auth, label="officer1", name="周官", actor="officer:test")
     with client() as desk:
         desk.login_with_token("officer1", officer.pin)
         own_approval = desk.request("POST", f"/unblock-requests/{own['id']}/approve")
