@@ -8,6 +8,7 @@ import pgkit
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+import eseal.store.models_enterprise
 import eseal.store.models_filings
 import eseal.store.models_login  # noqa: F401 - register their tables on Base.metadata
 from eseal.store.db import Database, upgrade

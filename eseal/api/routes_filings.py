@@ -4,8 +4,9 @@ a receipt it signs itself.
 
 Routes (all need a USB-Key login session):
 
-* ``POST /filings?title=T`` — agent or legal representative: the body is the draft PDF
-  (``application/pdf``), checked by :func:`eseal.signing.intake.check_draft`;
+* ``POST /filings?title=T&type=K`` — agent or legal representative: the body is the draft
+  PDF (``application/pdf``), checked by :func:`eseal.signing.intake.check_draft`; ``K`` a
+  filing type the account holds a right for (:mod:`eseal.ra.rights`, default ``other``);
 * ``GET /filings``, ``GET /filings/{id}`` — the enterprise's own filings (officers and
   auditors see all);
 * ``GET /filings/{id}/draft`` — the stored draft, byte for byte (what must be sealed);
@@ -75,6 +76,7 @@ def _filing_dict(row: Filing, ent: Any) -> dict[str, Any]:
         "id": row.id, "title": row.title, "status": row.status,
         "enterprise": {"uscc": ent.uscc, "name": ent.name},
         "created_by": row.created_by, "created_at": row.created_at.isoformat(),
+        "type": row.filing_type, "flag": row.flag,
         "draft": {"sha256": row.draft_sha256, "size": row.draft_size, "pages": row.draft_pages},
         "sealed": None if row.sealed_sha256 is None else {
             "sha256": row.sealed_sha256, "size": row.sealed_size,
@@ -127,15 +129,24 @@ def _check_title(title: str | None) -> str:
 
 
 def create_filing(auth: Authority, principal: Principal, *, title: str,
-                  data: bytes) -> dict[str, Any]:
-    """Store a checked draft for the principal's enterprise (audited ``filing.create``)."""
-    details: dict[str, Any] = {"title": title, "size": len(data)}
+                  data: bytes, filing_type: str | None = None) -> dict[str, Any]:
+    """Store a checked draft for the principal's enterprise (audited ``filing.create``).
+
+    ``filing_type`` (default ``other``) must be a known type the account holds a right for
+    (``eseal.ra.rights``): else ``FILING_TYPE_UNKNOWN`` 422 / ``FILING_TYPE_FORBIDDEN`` 403."""
+    from eseal.ra import rights
+
+    kind = filing_type if filing_type is not None else rights.DEFAULT_FILING_TYPE
+    details: dict[str, Any] = {"title": title, "size": len(data), "type": kind}
     target = principal.enterprise_uscc
 
     def validate() -> intake.DraftInfo:
         if principal.enterprise_id is None:
             raise Forbidden("NO_ENTERPRISE", "this account belongs to no enterprise",
                             "该账户不属于任何企业", field="role")
+        rights.check_filing_type(auth, kind)
+        rights.check_may_file(auth, account_id=principal.account_id, role=principal.role,
+                              filing_type=kind)
         return intake.check_draft(data)
 
     info = auth.refusing(validate, actor=principal.actor, action="filing.create", target=target,
@@ -151,7 +162,7 @@ def create_filing(auth: Authority, principal: Principal, *, title: str,
         row = Filing(enterprise_id=ent.id, title=title, status="draft",
                      created_by=principal.actor, created_by_account=principal.account_id,
                      created_at=now, draft_sha256=info.sha256, draft_size=info.size,
-                     draft_pages=info.pages)
+                     draft_pages=info.pages, filing_type=kind)
         s.add(row)
         s.flush()
         s.add(FilingDocument(filing_id=row.id, kind="draft", data=data))
@@ -313,8 +324,9 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
              openapi_extra={"requestBody": {"required": True, "content": {PDF: {}}}})
 async def post_filing(request: Request, auth: AuthorityDep, settings: SettingsDep,
                       principal: PrincipalDep,
-                      title: Annotated[str | None, Query(max_length=MAX_TITLE)] = None
-                      ) -> dict[str, Any]:
+                      title: Annotated[str | None, Query(max_length=MAX_TITLE)] = None,
+                      filing_type: Annotated[str | None, Query(alias="type", max_length=32)]
+                      = None) -> dict[str, Any]:
     target = principal.enterprise_uscc
     await run_in_threadpool(_require, auth, principal, SUBMITTERS, action="filing.create",
                             target=target)
@@ -325,7 +337,8 @@ async def post_filing(request: Request, auth: AuthorityDep, settings: SettingsDe
         await run_in_threadpool(auth.record_refusal, actor=principal.actor,
                                 action="filing.create", target=target, error=err)
         raise
-    return await run_in_threadpool(create_filing, auth, principal, title=name, data=data)
+    return await run_in_threadpool(create_filing, auth, principal, title=name, data=data,
+                                   filing_type=filing_type)
 
 
 @router.get("/filings", summary="Filings of the caller's enterprise (all, for CA staff)")

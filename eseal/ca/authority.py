@@ -279,9 +279,7 @@ class Authority:
         dropped unseen: nothing is handed out before its row and audit event are committed.
         A lint finding (``CERT_LINT_FAILED``) is refused and audited before the token signs."""
         details = details if details is not None else {}
-        details["lint"] = "pkilint" if self.settings.lint_on_issue else "off"
-        draft = self.refusing(lambda: self._draft(request), actor=request.actor,
-                              action=request.action, target=request.target, details=details)
+        draft = self.prepare(request, details)
         details[serial_field] = draft.serial
         with self.change(actor=request.actor, action=request.action, target=request.target,
                          details=details) as s:
@@ -290,12 +288,26 @@ class Authority:
                 raise Conflict("ENTERPRISE_CHANGED",
                                f"enterprise {ent.uscc} changed during issuance; try again",
                                f"企业 {ent.uscc} 信息在签发过程中发生变化，请重试", field="uscc")
-            self.check_key_free(s, draft.row["spki_sha256"], request.profile,
-                                renewing=request.renewing)
-            s.connection().execute(_INSERT_CERT, draft.row)
+            self.record(s, draft)
             if then is not None:
                 then(s, draft)
         return draft.issued
+
+    def prepare(self, request: IssuanceRequest, details: dict[str, Any]) -> Draft:
+        """The signing half of :meth:`certify`: prepare -> lint -> sign on the token, outside
+        any transaction (a refusal is audited as ``request.action``). For a caller that
+        records several certificates in one transaction of its own (a rename), with
+        :meth:`record`; everyone else calls :meth:`certify`."""
+        details["lint"] = "pkilint" if self.settings.lint_on_issue else "off"
+        return self.refusing(lambda: self._draft(request), actor=request.actor,
+                             action=request.action, target=request.target, details=details)
+
+    def record(self, s: Session, draft: Draft) -> None:
+        """The recording half of :meth:`certify`, inside the caller's write transaction:
+        the key is checked free again under the lock, then the row is written."""
+        self.check_key_free(s, draft.row["spki_sha256"], draft.request.profile,
+                            renewing=draft.request.renewing)
+        s.connection().execute(_INSERT_CERT, draft.row)
 
     check_enterprise_active = staticmethod(check_enterprise_active)
 

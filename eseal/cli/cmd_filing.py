@@ -3,8 +3,8 @@
 Both commands log in to the service with the holder's USB-Key (``eseal.holder.client``: the login
 key signs the service's challenge), so they need no home beyond the token configuration.
 
-* ``eseal filing submit FILE --token L --server URL [--title T]`` uploads a draft and prints
-  its filing id.
+* ``eseal filing submit FILE --token L --server URL [--title T] [--type K]`` uploads a draft;
+  prints its filing id.
 * ``eseal filing seal ID --token L --server URL`` downloads the stored draft, seals it on this
   machine exactly as ``eseal sign`` does (one signature by the seal key, timestamp and
   revocation data from the service over HTTP, B-LT by default), uploads the sealed file and
@@ -69,9 +69,10 @@ def _call(api: EsealClient, method: str, path: str, **kwargs: Any) -> httpx.Resp
     return _answer(response)  # type: ignore[no-any-return]
 
 
-def submit_draft(api: EsealClient, pdf: bytes, *, title: str | None = None) -> dict[str, Any]:
+def submit_draft(api: EsealClient, pdf: bytes, *, title: str | None = None,
+                 filing_type: str | None = None) -> dict[str, Any]:
     """``POST /filings`` with the PDF as the body; the new filing."""
-    params = {"title": title} if title else None
+    params = {k: v for k, v in (("title", title), ("type", filing_type)) if v} or None
     response = _call(api, "POST", "/filings", content=pdf, params=params,
                      headers={"Content-Type": "application/pdf"})
     return dict(response.json())
@@ -122,9 +123,13 @@ def command() -> None:
 @click.argument("file", metavar="FILE.pdf", type=click.Path(dir_okay=False, path_type=Path))
 @_with_token_options
 @click.option("--title", default=None, help="what the filing is, e.g. 2025 年度报告")
+@click.option("--type", "filing_type", default=None,
+              help="the kind of business (GET /filing-types: annual_report, "
+                   "change_registration, record_filing, ...; default other)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def submit(home: str | None, file: Path, label: str, pin: str | None, pin_stdin: bool,
-           server: str | None, title: str | None, as_json: bool) -> None:
+           server: str | None, title: str | None, filing_type: str | None,
+           as_json: bool) -> None:
     """Upload FILE.pdf as a draft filing of your enterprise (agents and legal representatives)."""
     from eseal.cli.cmd_sign import read_pdf
     from eseal.holder.client import EsealClient
@@ -134,7 +139,7 @@ def submit(home: str | None, file: Path, label: str, pin: str | None, pin_stdin:
     secret = read_secret(pin, pin_stdin, "USB-Key PIN")
     with EsealClient(url) as api:
         api.login_with_token(label, secret)
-        filing = submit_draft(api, pdf, title=title)
+        filing = submit_draft(api, pdf, title=title, filing_type=filing_type)
         api.logout()
     if as_json:
         echo_json(filing)

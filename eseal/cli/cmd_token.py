@@ -323,6 +323,14 @@ def change_pin_cmd(home: str | None, module: str | None, label: str, pin: str | 
     old = secrets_in.get(pin, prompt="current PIN", field="pin")
     new = secrets_in.get(new_pin, prompt="new PIN", field="new_pin", confirm=True)
     change_pin(label, old, new, policy=_policy(settings), forbidden=enterprise_codes(label))
+    if _has_ca(settings):  # at the CA's console: the change goes into the credential ledger
+        from eseal.ra.so_pins import token_record
+
+        with authority(settings) as auth:
+            if token_record(auth, label) is not None:
+                with auth.change(actor=f"holder:{label}", action="token.pin.change",
+                                 target=label):
+                    pass
     click.echo(f"PIN of token {label!r} changed")
 
 

@@ -14,6 +14,7 @@ from eseal.ca.authority import Authority
 from eseal.errors import Conflict
 from eseal.pki import identity
 from eseal.store.models import Enterprise
+from eseal.store.models_enterprise import EnterpriseName, LegalRepTerm
 
 
 def register_enterprise(auth: Authority, *, uscc: str, name: str, legal_rep: str, actor: str,
@@ -36,6 +37,9 @@ def register_enterprise(auth: Authority, *, uscc: str, name: str, legal_rep: str
                          status="active", created_at=now, updated_at=now)
         s.add(ent)
         s.flush()
+        s.add(EnterpriseName(enterprise_id=ent.id, name=reg_name, valid_from=now,
+                             changed_by=actor))
+        s.add(LegalRepTerm(enterprise_id=ent.id, name=rep, valid_from=now, changed_by=actor))
     return ent
 
 def deregister_enterprise(auth: Authority, uscc: str, *, actor: str) -> None:

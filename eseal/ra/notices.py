@@ -259,7 +259,10 @@ def _send_one(auth: Authority, smtp: smtplib.SMTP, row: Any, report: SendReport,
 
 def run(auth: Authority, *, host: str | None = None, port: int | None = None,
         after_send: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """What ``eseal notify run`` does: queue what is due, then send everything unsent."""
-    queued = queue_due(auth)
+    """What ``eseal notify run`` does: queue what is due (expiry notices and annual-report
+    reminders), then send everything unsent."""
+    from eseal.ra import annual_reminders
+
+    queued = queue_due(auth) + annual_reminders.queue_due(auth)
     report = send_queued(auth, host=host, port=port, after_send=after_send)
     return {"queued": queued, **report.to_dict()}

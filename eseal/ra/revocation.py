@@ -28,6 +28,7 @@ from eseal.errors import Conflict, InvalidInput
 from eseal.pki import identity
 from eseal.pki.serials import normalize_serial
 from eseal.ra.cert_checks import check_live, load_certificate, status_now
+from eseal.ra.contacts import notify_if_legal_rep
 from eseal.store.models import Certificate, FreezeWindow
 
 
@@ -205,6 +206,9 @@ def revoke(auth: Authority, serial: str, *, reason: str, actor: str,
     with auth.change(actor=actor, action="cert.revoke", target=canonical, details=details) as s:
         row = load_certificate(s, canonical)
         view = revoke_row(s, row, reason, when, now)
+        notify_if_legal_rep(s, enterprise_id=row.enterprise_id, holder=row.holder,
+                            event="key_revoked", detail=f"{row.serial} ({reason})",
+                            dedupe=row.serial)
         siblings = _same_key(s, row, now, statuses=("good", "hold"))
         for other in siblings:
             revoke_row(s, other, reason, when, now)

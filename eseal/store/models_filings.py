@@ -39,6 +39,10 @@ class Filing(Base):
     seal_signing_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sealed_by: Mapped[str | None] = mapped_column(Text, nullable=True)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the kind of business (eseal.store.models_enterprise.FilingType); NULL before 0007
+    filing_type: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # why a draft needs attention, e.g. legal_rep_changed (its sealer left)
+    flag: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class FilingDocument(Base):

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import eseal.store.models_enterprise
 import eseal.store.models_filings
 import eseal.store.models_login  # noqa: F401
 from eseal.store.models import Base
