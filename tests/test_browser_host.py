@@ -122,6 +122,32 @@ def test_seal_signs_the_attributes_once_with_the_seal_key(
     assert PINS["zhang"] not in str(reply)
 
 
+def test_the_host_process_seals_pyhankos_attributes_and_checks_them_without_the_pin(
+        site: CaHome) -> None:
+    """In its own process (nothing imported beforehand by a test), the host recognises the
+    ESS signing-certificate attribute as pyHanko writes it."""
+    import asyncio
+
+    from pyhanko.sign.signers.pdf_cms import ExternalSigner
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    from eseal.signing.sign import _asn1_cert
+
+    seal = _certs("zhang")["seal"]
+    signer = ExternalSigner(_asn1_cert(seal), SimpleCertificateStore.from_certs([]),
+                            signature_value=72)
+    digest = hashlib.sha256(b"pdf byte ranges").digest()
+    attrs = asyncio.run(signer.signed_attrs(digest, "sha256", use_pades=True)).dump()
+    check = {**_seal_message(digest, attrs), "command": "check"}
+    run = run_host(frame(check) + frame(_seal_message(digest, attrs, pin=PINS["zhang"])),
+                   env=_env(site))
+    checked, signed = run.replies
+    assert checked["ok"] and "signature" not in checked, checked
+    assert signed["ok"], signed
+    seal.public_key().verify(base64.b64decode(signed["signature"]), attrs,
+                             ec.ECDSA(hashes.SHA256()))
+
+
 def test_seal_refuses_another_digest_the_login_certificate_and_a_key_without_seal(
         site: CaHome, monkeypatch: pytest.MonkeyPatch) -> None:
     certs = _certs("zhang")

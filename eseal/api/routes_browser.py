@@ -35,8 +35,8 @@ router = APIRouter(tags=["browser"])
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
-_STATIC = {"login.js": "text/javascript", "seal.js": "text/javascript",
-           "common.js": "text/javascript", "pages.css": "text/css"}
+_STATIC = {"eseal.js": "text/javascript", "common.js": "text/javascript",
+           "login.js": "text/javascript", "seal.js": "text/javascript", "pages.css": "text/css"}
 _PAGES = {"login": "login.html", "seal": "seal.html"}
 
 

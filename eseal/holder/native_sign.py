@@ -17,13 +17,15 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from asn1crypto import cms
+from asn1crypto import cms, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from eseal.errors import InvalidInput
 
 MAX_ATTRS = 8192
+# asn1crypto maps the ESS signing-certificate attributes only once tsp is imported
+_ESS = tsp.SigningCertificateV2
 
 
 def _refuse(code: str, en: str, zh: str, field: str) -> InvalidInput:
