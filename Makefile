@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := softhsm2 opensc poppler-utils libnss3-tools fonts-noto-cjk fonts-hanazono
+APT_PACKAGES := softhsm2 opensc poppler-utils libnss3-tools fonts-noto-cjk fonts-hanazono chromium
 APT_STAMP := $(VENV)/.apt-ok
 VENV_STAMP := $(VENV)/.installed
 export DEBIAN_FRONTEND := noninteractive
@@ -17,8 +17,10 @@ PYTEST_ARGS ?=
 
 setup: $(APT_STAMP) $(VENV_STAMP)
 
-# Debian packages: installed only when one is missing, never prompting.
-$(APT_STAMP):
+# Debian packages: installed only when one is missing, never prompting (chromium: the browser
+# tests drive it through Playwright; `playwright install` is never run). Re-checked when
+# this Makefile changes.
+$(APT_STAMP): Makefile
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
