@@ -88,6 +88,9 @@ def test_login_from_the_page_through_the_consent_window_is_the_same_account_as_e
     with chromium(tmp_path / "profile") as context:
         page = open_page(context, f"{site.url}/login")
         page.evaluate(RECORD_MESSAGES)
+        status = page.evaluate("() => eseal.status()")
+        assert {t["label"] for t in status["tokens"]} >= {"zhang", "wang"}
+        assert "张三" not in json.dumps(status, ensure_ascii=False)  # no names to any page
         consent = click_for_consent(context, page, "#login")
         assert consent.text_content("#origin") == site.url
         consent.select_option("#token", "zhang")

@@ -48,6 +48,16 @@ function isConsentPage(sender) {
     sender.url.startsWith(chrome.runtime.getURL("consent.html"));
 }
 
+function pageTokens(tokens) {
+  // Any web page may ask for the status: it learns that keys are present, not who holds
+  // them (holder, enterprise and credit code are shown only in the consent window).
+  return (tokens || []).map((t) => ({
+    label: t.label, keys: t.keys, locked: t.locked, tries_left: t.tries_left,
+    certificates: (t.certificates || []).map((c) => ({ purpose: c.purpose,
+                                                       not_after: c.not_after })),
+  }));
+}
+
 function pageSafe(reply) {
   // Only what the page needs goes back: never the PIN, never the request echoed.
   if (!reply || reply.ok !== true) return reply && reply.error ? { ok: false, error: reply.error }
@@ -57,6 +67,7 @@ function pageSafe(reply) {
                       "protocol", "token"]) {
     if (name in reply) out[name] = reply[name];
   }
+  if (out.tokens) out.tokens = pageTokens(out.tokens);
   return out;
 }
 

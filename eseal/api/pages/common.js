@@ -33,7 +33,7 @@ const Page = {
   async checkExtension() {
     try {
       const status = await window.eseal.status();
-      const keys = (status.tokens || []).map((t) => `${t.label} (${t.holder || ""})`);
+      const keys = (status.tokens || []).map((t) => `${t.label} (${(t.keys || []).join("+")})`);
       document.getElementById("keys").textContent = keys.length ? keys.join(", ")
         : "未检测到 USB-Key / no USB-Key plugged in";
     } catch (error) {
