@@ -134,8 +134,10 @@ def test_another_origin_gets_a_signature_over_its_own_origin_and_the_portal_refu
 
 
 def test_seal_from_the_page_is_valid_for_eseal_verify_and_pdfsig(
-        site: Site, tmp_path: Path) -> None:
+        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     filing = _draft(site)
+    journal = tmp_path / "host.jsonl"
+    monkeypatch.setenv("ESEAL_HOST_JOURNAL", str(journal))  # written into the host launcher
     with chromium(tmp_path / "profile") as context:
         page = _login_in_page(context, site, "zhang")
         page.goto(f"{site.url}/seal?filing={filing}")
@@ -150,6 +152,11 @@ def test_seal_from_the_page_is_valid_for_eseal_verify_and_pdfsig(
         type_pin(consent, PINS["zhang"])
         page.wait_for_selector("#receipt:not([hidden])", timeout=60_000)
         sealed_sha = page.get_attribute("#receipt", "data-sealed-sha256")
+    entries = [json.loads(line) for line in journal.read_text("utf-8").splitlines()]
+    seals = [e for e in entries if e["command"] == "sign"]
+    assert [e["signatures"] for e in seals] == [1] and seals[0]["origin"] == site.url
+    assert sum(e["signatures"] for e in entries) == 2  # the login, then the one seal
+    assert all(PINS["zhang"] not in json.dumps(e) for e in entries)
     with EsealClient(site.url) as zhang:
         zhang.login_with_token("zhang", PINS["zhang"])
         sealed = httpx.get(f"{site.url}/filings/{filing}/sealed",

@@ -82,7 +82,7 @@ def wrapper_text() -> str:
     lines = ["#!/bin/sh", "# written by `eseal browser install`: starts the eseal USB-Key helper",
              f"PYTHONPATH={shlex.quote(str(Path(eseal.__file__).resolve().parent.parent))}"
              '${PYTHONPATH:+:$PYTHONPATH}', "export PYTHONPATH"]
-    for name in ("SOFTHSM2_CONF", "ESEAL_PKCS11_MODULE"):
+    for name in ("SOFTHSM2_CONF", "ESEAL_PKCS11_MODULE", "ESEAL_HOST_JOURNAL"):
         if os.environ.get(name):
             lines.append(f"export {name}={shlex.quote(os.environ[name])}")
     lines.append(f'exec {shlex.quote(sys.executable)} -m eseal.holder.native_host "$@"')

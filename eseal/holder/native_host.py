@@ -18,13 +18,21 @@ Messaging name ``cn.eseal.host``. The browser starts it for each message from th
 Every reply is ``{"ok": true, ...}`` or ``{"ok": false, "error": {code, message,
 message_zh, field, details}}``; a wrong PIN carries ``details.tries_left``. The PIN only ever
 travels from the consent window to this process and is never written back.
+
+``ESEAL_HOST_JOURNAL`` (a file path, optional) makes the host append one JSON line per
+command: time, command, caller, origin, token, outcome code and how many token signatures it
+made — never the PIN or what was signed. It lets a holder (and the tests) see what the
+browser asked the key to do.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import os
 import sys
 import traceback
+from datetime import UTC, datetime
 from typing import Any
 
 from eseal.errors import EsealError, InvalidInput
@@ -35,6 +43,23 @@ from eseal.pki.login_message import normalize_origin
 
 NAME = "cn.eseal.host"
 PROTOCOL = 1
+SIGNED = [0]  # token signatures made by the command being answered (for the journal)
+
+
+def journal(message: Any, reply: dict[str, Any], caller: str | None) -> None:
+    path = os.environ.get("ESEAL_HOST_JOURNAL")
+    if not path:
+        return
+    entry = {"at": datetime.now(UTC).isoformat(), "caller": caller,
+             "command": message.get("command") if isinstance(message, dict) else None,
+             "origin": message.get("origin") if isinstance(message, dict) else None,
+             "token": reply.get("token"), "ok": reply.get("ok"),
+             "code": (reply.get("error") or {}).get("code"), "signatures": SIGNED[0]}
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    except OSError:
+        print(f"eseal-browser-host: cannot write the journal {path}", file=sys.stderr)
 
 
 def _pin(message: dict[str, Any]) -> str:
@@ -82,6 +107,7 @@ def authenticate(message: dict[str, Any]) -> dict[str, Any]:
     pin = _pin(message)
     with UsbKey.open(key.label, pin) as usbkey:
         answer = sign_challenge(challenge, usbkey, origin=origin)
+    SIGNED[0] += 1
     return {"ok": True, "token": key.label, "answer": answer}
 
 
@@ -102,6 +128,7 @@ def sign(message: dict[str, Any], *, check_only: bool = False) -> dict[str, Any]
             raise EsealError("TOKEN_CHANGED", "the USB-Key changed while it was being used",
                              "USB-Key 在使用过程中发生了变化", field="token")
         signature = usbkey.sign("seal", request.signed_attrs)
+    SIGNED[0] += 1
     return {"ok": True, "token": key.label, "certificate_serial": serial,
             "signature": base64.b64encode(signature).decode("ascii")}
 
@@ -132,7 +159,7 @@ def _with_id(reply: dict[str, Any], message: Any) -> dict[str, Any]:
     return reply
 
 
-def serve(channel: Channel) -> int:
+def serve(channel: Channel, caller: str | None = None) -> int:
     """Answer messages until the browser closes the pipe; the exit status."""
     problem: EsealError | None = None
     try:
@@ -150,6 +177,7 @@ def serve(channel: Channel) -> int:
             continue
         if message is None:
             return 0
+        SIGNED[0] = 0
         try:
             reply = handle(message, problem)
         except EsealError as err:
@@ -159,11 +187,12 @@ def serve(channel: Channel) -> int:
             reply = error_reply(EsealError("HOST_INTERNAL_ERROR",
                                            "the USB-Key helper failed unexpectedly",
                                            "USB-Key 助手程序发生意外错误"))
+        journal(message, reply, caller)
         channel.write(_with_id(reply, message))
 
 
 def main() -> None:
-    sys.exit(serve(Channel()))
+    sys.exit(serve(Channel(), sys.argv[1][:200] if len(sys.argv) > 1 else None))
 
 
 if __name__ == "__main__":
