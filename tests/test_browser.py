@@ -24,6 +24,7 @@ from tests.browserkit import (
     click_for_consent,
     need_chromium,
     open_page,
+    press_cancel,
     static_site,
     type_pin,
 )
@@ -182,7 +183,7 @@ def test_cancel_gives_the_page_a_bilingual_message_and_seals_nothing(
         page = _login_in_page(context, site, "zhang")
         page.goto(f"{site.url}/seal?filing={filing}")
         consent = click_for_consent(context, page, "#seal")
-        consent.click("#cancel")
+        press_cancel(consent)
         page.wait_for_selector("#error:not([hidden])")
         assert page.get_attribute("#error", "data-code") == "USER_CANCELLED"
         text = page.text_content("#error")
@@ -211,7 +212,7 @@ def test_wrong_pins_show_tries_left_and_the_sixth_locks_with_unblock_instruction
         assert [t.split("剩余 ")[1][0] for _, t in shown[:5]] == ["5", "4", "3", "2", "1"]
         assert "unblock" in shown[5][1] and "解锁" in shown[5][1]
         assert consent.is_disabled("#ok")
-        consent.click("#cancel")
+        press_cancel(consent)
         page.wait_for_selector("#error:not([hidden])")
         assert page.get_attribute("#error", "data-code") == "PIN_LOCKED"
     holder = "赵六"
@@ -228,7 +229,7 @@ def _token_dir(site: Site, label: str) -> Path:
     raise AssertionError(f"no token directory for {label}")
 
 
-def test_a_key_pulled_out_mid_flow_and_a_missing_helper_give_clear_messages(
+def test_a_key_pulled_out_mid_flow_a_missing_helper_or_extension_give_clear_messages(
         site: Site, tmp_path: Path) -> None:
     with chromium(tmp_path / "profile") as context:
         page = open_page(context, f"{site.url}/login")
@@ -248,3 +249,9 @@ def test_a_key_pulled_out_mid_flow_and_a_missing_helper_give_clear_messages(
         text = page.text_content("#error")
         assert "eseal browser install" in text and "未安装" in text
         assert page.is_visible("#install-help")
+    with chromium(tmp_path / "plain", host=False, extension=False) as context:
+        page = context.new_page()
+        page.goto(f"{site.url}/login")
+        page.wait_for_selector("#error:not([hidden])")
+        assert page.get_attribute("#error", "data-code") == "EXTENSION_MISSING"
+        assert "扩展程序" in page.text_content("#error") and page.is_visible("#install-help")

@@ -90,10 +90,18 @@ async function openConsent(kind, origin, request, respond) {
                 "签章需要服务器准备的签章数据", { field: "prepared" }));
     return;
   }
-  const status = await callHost({ command: "status" });
-  if (!status.ok) { respond(pageSafe(status)); return; }
+  for (const item of pending.values()) {
+    if (item.origin === origin) { // one window per site: a page cannot flood the holder
+      respond(err("CONSENT_BUSY", "a USB-Key window for this site is already open",
+                  "该网站的 USB-Key 窗口已打开"));
+      return;
+    }
+  }
   const id = crypto.randomUUID();
-  pending.set(id, { kind, origin, request, respond, status });
+  pending.set(id, { kind, origin, request, respond, status: null }); // holds the site's slot
+  const status = await callHost({ command: "status" });
+  if (!status.ok) { pending.delete(id); respond(pageSafe(status)); return; }
+  pending.get(id).status = status;
   const win = await chrome.windows.create({
     url: chrome.runtime.getURL(`consent.html#${id}`), type: "popup", width: 520, height: 640,
   });
@@ -134,6 +142,7 @@ async function fromConsent(message) {
              problem: item.status.problem,
              filing: p.filing, document_digest: p.document_digest, seal_png: p.seal_png };
   }
+  if (message.type === "consent-ping") return { ok: true }; // keeps the worker awake
   if (message.type === "consent-cancel") {
     finish(message.id, err("USER_CANCELLED", "the holder cancelled", "持有人已取消"));
     return { ok: true };

@@ -110,4 +110,7 @@ $("cancel").addEventListener("click", () => {
   send({ type: "consent-close", error }).then(() => window.close());
 });
 
+// An MV3 service worker idles out after ~30 s without events, and the request waiting for
+// this window lives there: while the holder reads and types, tell it we are still here.
+setInterval(() => send({ type: "consent-ping" }), 20000);
 load();
