@@ -101,6 +101,11 @@ def test_an_expired_prepared_seal_is_refused_and_nothing_is_stored(
     assert late.status_code == 409 and late.json()["code"] == "BROWSER_SEAL_EXPIRED"
     assert late.json()["field"] == "prepared_id" and late.json()["message_zh"]
     assert _status(ca, filing) == "draft"
+    fresh = client.post(f"/filings/{filing}/browser-seal", json={}, headers=rep)
+    assert fresh.status_code == 200, fresh.text
+    kept = query_home(ca.home, "SELECT count(*) FROM browser_seals WHERE filing_id = :i AND"
+                      " used_at IS NULL AND length(pdf) > 0", i=filing)
+    assert kept == [(1,)]  # the fresh one; the expired half-made PDF is gone
 
 
 def test_a_signature_over_anything_else_is_refused_and_spends_the_prepared_seal(

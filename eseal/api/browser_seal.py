@@ -154,6 +154,11 @@ def prepare(auth: Authority, state: Any, principal: Principal, filing_id: int, *
     with auth.change(actor=principal.actor, action=action, target=target,
                      details={"seal_serial": serial,
                               "digest": prepared.document_digest.hex()}) as s:
+        # expired half-made PDFs are dropped as new ones arrive (the rows stay: an old id is
+        # then answered EXPIRED rather than UNKNOWN)
+        s.execute(update(BrowserSeal).where(BrowserSeal.expires_at <= now,
+                                            BrowserSeal.used_at.is_(None))
+                  .values(pdf=b""))
         s.add(BrowserSeal(id_hash=_hash(prepared_id), filing_id=filing_id,
                           account_id=principal.account_id, certificate_serial=serial,
                           created_at=now, expires_at=expires, used_at=None, pdf=prepared.pdf,
