@@ -213,12 +213,13 @@ def finish(auth: Authority, state: Any, principal: Principal, filing_id: int, *,
     """Finish a prepared seal with the key's signature; intake; the receipt."""
     import asyncio
 
-    from eseal.api.routes_filings import accept_sealed
+    from eseal.api.routes_filings import _visible, accept_sealed
     from eseal.holder.sealing import http_timestamper
 
     action, target = "filing.seal", str(filing_id)
 
     def spend() -> tuple[interrupted.PreparedSeal, bytes, x509.Certificate]:
+        _visible(auth, principal, filing_id)  # another enterprise's filing: 404 before all
         try:
             signature = base64.b64decode(signature_b64, validate=True)
         except ValueError:
