@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := softhsm2 opensc poppler-utils libnss3-tools fonts-noto-cjk fonts-hanazono \
-	p11-kit p11-kit-modules postgresql
+	p11-kit p11-kit-modules postgresql chromium
 # `make cluster` also needs these; it installs them itself so `make test` stays lean.
 CLUSTER_APT_PACKAGES := haproxy
 CLUSTER_DIR ?= var/cluster
@@ -21,7 +21,9 @@ PYTEST_ARGS ?=
 
 setup: $(APT_STAMP) $(VENV_STAMP)
 
-# Debian packages: installed only when one is missing, never prompting.
+# Debian packages: installed only when one is missing, never prompting (chromium: the browser
+# tests drive it through Playwright; `playwright install` is never run). Re-checked when
+# this Makefile changes.
 $(APT_STAMP): Makefile
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \

@@ -247,7 +247,7 @@ def _sample(annotation: Any, text: str) -> tuple[Any, str] | None:
         return [text], ".0"
     if origin is dict:
         return {"login": text}, ".login"
-    if kind is int:
+    if kind in (int, float):  # numbers cannot carry a control character
         return None
     if kind is datetime:
         return None

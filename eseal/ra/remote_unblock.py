@@ -67,11 +67,11 @@ def request_unblock(auth: Authority, label: str, *, actor: str) -> dict[str, Any
         with auth.db.read() as s:
             record = s.get(TokenRecord, label)
             if record is None or record.enterprise_id is None or record.role is None:
-                raise NotFound("TOKEN_NOT_ENROLLED",
+                raise Conflict("TOKEN_NOT_ENROLLED",
                                f"the CA has no enrolled USB-Key labelled {label!r}",
                                f"CA 没有标签为 {label!r} 的已办理 USB-Key", field="label")
             if record.so_pin_encrypted is None:
-                raise Conflict("SO_PIN_NOT_KEPT",
+                raise NotFound("SO_PIN_NOT_KEPT",
                                f"the CA keeps no SO PIN for {label!r}: unblock at the window",
                                f"CA 未保管 {label!r} 的管理员 PIN，请到窗口办理", field="label")
             busy = s.execute(select(UnblockRequest.id).where(

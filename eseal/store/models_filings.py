@@ -63,3 +63,26 @@ class FilingReceipt(Base):
     token: Mapped[bytes] = mapped_column(LargeBinary)
     tsa_serial: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BrowserSeal(Base):
+    """A seal prepared for a USB-Key in a browser, waiting for its one signature.
+
+    Kept in the database (not in one process's memory) so that any replica can finish it;
+    single-use (``used_at`` is set by one conditional UPDATE) and short-lived
+    (``expires_at``). The id the page holds is never stored, only its SHA-256.
+    """
+
+    __tablename__ = "browser_seals"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filing_id: Mapped[int] = mapped_column(ForeignKey("filings.id"), index=True)
+    account_id: Mapped[int] = mapped_column(Integer)
+    certificate_serial: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)  # emptied once used
+    region_start: Mapped[int] = mapped_column(BigInteger)
+    region_end: Mapped[int] = mapped_column(BigInteger)
+    document_digest: Mapped[bytes] = mapped_column(LargeBinary)
+    signed_attrs: Mapped[bytes] = mapped_column(LargeBinary)

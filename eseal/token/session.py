@@ -200,7 +200,9 @@ class TokenSession:
             f"the service's token {self.label!r} cannot be reached now ({en}); try again "
             "shortly",
             f"服务的密码令牌 {self.label!r} 暂时无法访问（{zh}），请稍后重试",
-            details={"cause": type(cause).__name__ if cause is not None else None})
+            details={"token": self.label,
+                     "cause": cause.code if isinstance(cause, TokenError)
+                     else type(cause).__name__ if cause is not None else None})
 
     def run(self, call: Callable[[pkcs11.Session], T]) -> T:
         """``call(session)`` under the lock; a service session that meets a device failure

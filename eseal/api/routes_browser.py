@@ -1,0 +1,128 @@
+"""The browser's routes: sealing a filing with a USB-Key in the page, and two small pages.
+
+* ``POST /filings/{id}/browser-seal`` — legal representative: prepare a seal of the stored
+  draft; answers what the USB-Key signs and what its holder is shown
+  (:mod:`eseal.api.browser_seal`);
+* ``POST /filings/{id}/browser-seal/finish`` — the prepared id and the key's signature;
+  answers the receipt, exactly as ``POST /filings/{id}/seal`` does;
+* ``GET /login`` and ``GET /seal`` — a minimal login page and sealing page that use the
+  extension's page API (``eseal.status()``, ``eseal.authenticate()``, ``eseal.sign()``); the
+  full portal is another issue. The pages load their script and style from ``/static/``
+  (no inline script, no CDN) under a strict Content-Security-Policy.
+
+A browser login needs no route of its own: the page takes ``POST /auth/challenge``, the
+extension signs it for the origin the *browser* reports, and the page sends the answer to
+``POST /auth/verify`` — the same verification as ``eseal login``, which refuses a signature
+made for any other origin (``CHALLENGE_ORIGIN``).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from eseal.api.deps import Principal, RowId, current_principal, get_authority, get_settings
+from eseal.ca.authority import Authority
+from eseal.errors import NotFound
+from eseal.settings import Settings
+
+router = APIRouter(tags=["browser"])
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+_STATIC = {"eseal.js": "text/javascript", "common.js": "text/javascript",
+           "login.js": "text/javascript", "seal.js": "text/javascript", "pages.css": "text/css"}
+_PAGES = {"login": "login.html", "seal": "seal.html"}
+
+
+class PrepareIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    certificate_serial: str | None = Field(default=None, max_length=40,
+                                           description="the seal certificate on the key")
+    page: int = Field(default=1, ge=1, le=100000)
+    x: float | None = Field(default=None, ge=-1e6, le=1e6, description="lower-left x, pt")
+    y: float | None = Field(default=None, ge=-1e6, le=1e6, description="lower-left y, pt")
+    size_pt: float = Field(default=120, ge=24, le=600)
+
+
+class FinishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prepared_id: str = Field(min_length=1, max_length=128)
+    signature: str = Field(min_length=1, max_length=2048, description="base64 raw signature")
+
+
+AuthorityDep = Annotated[Authority, Depends(get_authority)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+@router.post("/filings/{filing_id}/browser-seal",
+             summary="Prepare a seal of the draft for a USB-Key in the browser")
+async def prepare_browser_seal(filing_id: RowId, body: PrepareIn, request: Request,
+                               auth: AuthorityDep, principal: PrincipalDep) -> dict[str, Any]:
+    from eseal.api import browser_seal
+    from eseal.api.routes_filings import SEALERS, _require
+    from eseal.api.routes_status import status_state
+
+    await run_in_threadpool(_require, auth, principal, SEALERS, action="filing.seal_prepare",
+                            target=str(filing_id))
+    state = status_state(request.app, auth)
+    placement = browser_seal.Placement(page=body.page, x=body.x, y=body.y,
+                                       size_pt=body.size_pt)
+    return await run_in_threadpool(browser_seal.prepare, auth, state, principal, filing_id,
+                                   placement=placement,
+                                   certificate_serial=body.certificate_serial)
+
+
+@router.post("/filings/{filing_id}/browser-seal/finish",
+             summary="Finish a browser seal with the USB-Key's signature; answers the receipt")
+async def finish_browser_seal(filing_id: RowId, body: FinishIn, request: Request,
+                              auth: AuthorityDep, settings: SettingsDep,
+                              principal: PrincipalDep) -> dict[str, Any]:
+    from eseal.api import browser_seal
+    from eseal.api.routes_filings import SEALERS, _require
+    from eseal.api.routes_status import status_state
+
+    await run_in_threadpool(_require, auth, principal, SEALERS, action="filing.seal",
+                            target=str(filing_id))
+    state = status_state(request.app, auth)
+    return await run_in_threadpool(browser_seal.finish, auth, state, principal, filing_id,
+                                   prepared_id=body.prepared_id, signature_b64=body.signature,
+                                   base_url=settings.base_url)
+
+
+# -- the two pages ---------------------------------------------------------------------------
+def _asset(name: str) -> bytes:
+    return resources.files("eseal.api").joinpath("pages", name).read_bytes()
+
+
+_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def _add_page(path: str, name: str) -> None:
+    async def page() -> Response:
+        return Response(_asset(name), media_type="text/html; charset=utf-8", headers=_HEADERS)
+
+    page.__name__ = f"page_{path}"
+    router.add_api_route(f"/{path}", page, methods=["GET"], response_class=Response,
+                         summary=f"The minimal {path} page (uses the eseal extension)",
+                         include_in_schema=False)
+
+
+for _path, _name in _PAGES.items():
+    _add_page(_path, _name)
+
+
+@router.get("/static/{name}", response_class=Response, include_in_schema=False)
+async def static(name: str) -> Response:
+    kind = _STATIC.get(name)
+    if kind is None:
+        raise NotFound("NOT_FOUND", f"no static file {name!r}", f"没有静态文件 {name!r}",
+                       field="name")
+    return Response(_asset(name), media_type=f"{kind}; charset=utf-8", headers=_HEADERS)
