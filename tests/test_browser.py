@@ -29,7 +29,8 @@ from tests.browserkit import (
     type_pin,
 )
 from tests.conftest import NAME_A, USCC_A, LiveServer
-from tests.pdfkit import make_pdf, pdfsig_check
+from tests.judgekit import pdfsig_check
+from tests.pdfkit import make_pdf
 from tests.sitekit import CaHome, Holder, ca_home, eseal_cli, query_home
 
 PINS = {"zhang": "4913-7720", "wang": "6624-0195", "zhao": "5802-3317",

@@ -201,15 +201,19 @@ def _calls(name: str) -> list[tuple[str, str]]:
 
 def test_certificates_are_laid_out_and_signed_in_one_place_each() -> None:
     """Statically: only profiles builds a certificate, only the issuer signs one, and only
-    ``certify`` (every end-entity certificate) and ``init_home`` (the CA's own) reach it."""
+    ``certify`` (every end-entity certificate) and ``ca.home._create_ca`` (the CA's own)
+    reach it."""
     assert _calls("CertificateBuilder") == [("ca/profiles.py", "prepare_certificate")]
     assert _calls("prepare_certificate") == [("ca/authority.py", "_draft"),
                                              ("ca/issuer.py", "build_certificate")]
     assert _calls("sign_certificate") == [("ca/authority.py", "_draft"),
                                           ("ca/issuer.py", "build_certificate")]
-    assert _calls("build_certificate") == [("ca/authority.py", "init_home")]
-    assert _calls("_draft") == [("ca/authority.py", "certify")]
-    # each RA path hands an IssuanceRequest to certify
+    assert _calls("build_certificate") == [("ca/home.py", "_create_ca")]
+    assert _calls("_draft") == [("ca/authority.py", "prepare")]
+    assert _calls("prepare") == [("ca/authority.py", "certify"), ("ra/ledger_seal.py", "_create"),
+                                 ("ra/rename.py", "rename_enterprise")]
+    # each RA path hands an IssuanceRequest to certify (or, recording several certificates in
+    # one transaction of its own, to prepare + record)
     assert {f for f, _ in _calls("certify")} == {
         "ca/authority.py", "ra/enrollment_codes.py", "ra/rekey.py", "ra/renewal.py",
         "ra/staff.py"}

@@ -50,6 +50,7 @@ from eseal.api.bodies import read_bounded
 from eseal.api.deps import get_authority
 from eseal.ca import ocsp, tsa, tsa_serials
 from eseal.ca.authority import Authority
+from eseal.errors import EsealError
 from eseal.pki.der import (
     der_tlv,
 )
@@ -228,6 +229,12 @@ def answer_ocsp(auth: Authority, state: StatusState, der: bytes) -> bytes:
             lookup=functools.partial(status.lookup, auth), now=clock.now(),
             validity=timedelta(hours=auth.settings.ocsp_validity_hours),
             cache=state.ocsp_cache)
+    except EsealError as exc:  # the responder's own key: our token or database, for now
+        if exc.status == 503:
+            log.warning("OCSP responder unavailable: %s", exc.code)
+            return ocsp.error_response("tryLater")
+        log.exception("OCSP responder could not be set up")
+        return ocsp.error_response("internalError")
     except Exception:  # ocsp.answer never raises; this is the responder itself failing
         log.exception("OCSP responder could not be set up")
         return ocsp.error_response("internalError")

@@ -320,7 +320,7 @@ def join_home(settings: Settings, *, ca_pin: str, actor: str = "officer:join",
         if not base_url_given:
             settings = settings.replace(base_url=_recorded_base_url(db) or settings.base_url)
         configure_tokens(settings)
-        ts = TokenSession(settings.ca_token_label, ca_pin, rw=True, service=True)
+        ts = TokenSession(settings.ca_token_label, ca_pin, rw=True)  # the operator's PIN: a 4xx
         try:
             check_token_matches(ts, rows)
         finally:
