@@ -80,7 +80,7 @@ class _Walker:
     the next, so which validators can match a (container, type, path) is worked out once and
     remembered; each of those is still asked ``match`` (its predicate and supertype) and run
     exactly as pkilint would, in pkilint's order. Validators that define their own ``match``
-    are always asked. ``tests/test_issuer.py`` checks the findings equal pkilint's own walk."""
+    are always asked. ``tests/ca/test_issuer.py`` checks the findings equal pkilint's own walk."""
 
     def __init__(self, node_visitor: Any, container_class: Any) -> None:
         self._base_match = node_visitor.match

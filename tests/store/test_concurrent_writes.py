@@ -33,7 +33,7 @@ from aiosmtpd.controller import Controller
 
 from eseal.holder.client import EsealClient, ServiceError, sign_challenge
 from tests.conftest import free_port, postgresql_only
-from tests.test_login import ENTERPRISE_HOLDERS, World, build_world, eseal_cli
+from tests.worldkit import ENTERPRISE_HOLDERS, World, build_world, eseal_cli
 
 HOLDERS = {label: ENTERPRISE_HOLDERS[label] for label in ("a-agent", "a-rep", "b-agent")}
 

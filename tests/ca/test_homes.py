@@ -2,7 +2,7 @@
 home of an existing CA, and both refuse cleanly (a code, no traceback, nothing left behind).
 
 Two homes on one SQLite file stand in for replicas on one PostgreSQL database; the token is
-shared through one SoftHSM configuration here (tests/test_token_remote.py serves it over
+shared through one SoftHSM configuration here (tests/token/test_token_remote.py serves it over
 ``p11-kit server`` instead).
 """
 

@@ -29,10 +29,10 @@ from eseal.settings import Settings
 from eseal.store.models import AuditEvent, Certificate
 from eseal.token.signer import _TokenKeyMixin
 from tests.conftest import NAME_A, USCC_A, make_csr
-from tests.test_renewal import _proof
-from tests.test_usbkey import PIN, _provision
+from tests.ra.test_renewal import _proof
+from tests.token.test_usbkey import PIN, _provision
 
-ESEAL = Path(__file__).resolve().parents[1] / "eseal"
+ESEAL = Path(__file__).resolve().parents[2] / "eseal"
 ACTOR = "officer:test"
 
 

@@ -28,8 +28,7 @@ from eseal.audit.log import _checkpoint_message, event_hash
 from eseal.ca.authority import Authority
 from eseal.token import delete_objects, lock
 from eseal.token.data_objects import read_data
-from tests.conftest import LiveServer
-from tests.test_audit_coverage import (  # noqa: F401  (settings: the cadence-5 home)
+from tests.audit.test_audit_coverage import (  # noqa: F401  (settings: the cadence-5 home)
     EVERY,
     build_log,
     delete_checkpoints_from,
@@ -40,6 +39,7 @@ from tests.test_audit_coverage import (  # noqa: F401  (settings: the cadence-5 
     sql,
     verify,
 )
+from tests.conftest import LiveServer
 
 JOURNAL = Path("audit") / "checkpoints.jsonl"
 
