@@ -26,7 +26,7 @@ from eseal.auth.refusals import REASONS
 from eseal.error_docs import DOC, render
 from eseal.errors import KINDS, REGISTRY, EsealError, TokenError
 from eseal.settings import Settings
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, free_port, sqlite_only
 from tests.errorscan import PACKAGE, SPECIAL, Scan, Scanner, Site
 
 #: places whose code is not a literal, with why they are sound and which codes they can make
@@ -299,6 +299,8 @@ def test_a_holders_wrong_pin_stays_a_403_and_the_cas_own_is_a_503(
         "TOKEN_UNAVAILABLE", "TOKEN_NOT_FOUND")
 
 
+@sqlite_only("it breaks the SQLite file under a live server; the PostgreSQL restart is "
+             "tests/store/test_concurrent_writes.py")
 def test_a_database_the_service_cannot_use_is_a_coded_503_not_a_500(
         served_home: tuple[Settings, LiveServer]) -> None:
     settings, server = served_home

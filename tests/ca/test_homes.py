@@ -26,7 +26,11 @@ from eseal.store import close_all
 from eseal.store.models import AuditEvent, CaKey
 from eseal.token import TokenSession, list_keys
 from eseal.token.softhsm import write_conf
-from tests.conftest import USCC_A, make_csr
+from tests.conftest import USCC_A, make_csr, sqlite_only
+
+#: why some tests here run on SQLite only
+SHARED_FILE = ("the homes here share one SQLite file by URL (the PostgreSQL shape is make "
+               "cluster / deploy.load)")
 
 ACTOR = "officer:test"
 
@@ -55,6 +59,7 @@ def _eseal(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
                           capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
 
 
+@sqlite_only(SHARED_FILE)
 def test_init_records_the_database_url_in_a_secret_file_and_not_in_the_toml(
         home: Path, first: str) -> None:
     toml = (home / "eseal.toml").read_text()
@@ -113,6 +118,7 @@ def _join(replica: Path, url: str, conf: Path, pin: str, **extra: str):  # type:
                      ca_pin=pin)
 
 
+@sqlite_only(SHARED_FILE)
 def test_join_makes_a_replica_home_that_serves_the_same_ca_without_new_keys(
         home: Path, first: str, tmp_path: Path) -> None:
     journal = tmp_path / "shared" / "checkpoints.jsonl"
@@ -189,6 +195,7 @@ def test_join_from_the_command_line_reads_the_pin_from_a_file(
     assert again.returncode == 1 and again.stderr.startswith("error HOME_ALREADY_INITIALISED")
 
 
+@sqlite_only(SHARED_FILE)
 def test_a_missing_or_empty_database_url_file_is_a_coded_configuration_error(
         tmp_path: Path) -> None:
     home = tmp_path / "h"

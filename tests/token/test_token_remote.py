@@ -34,11 +34,13 @@ from eseal.ca.authority import Authority
 from eseal.ca.home import init_home
 from eseal.ra.enterprises import register_enterprise
 from eseal.settings import load_settings
-from tests.conftest import NAME_A, USCC_A, LiveServer, free_port, make_csr
+from tests.conftest import NAME_A, USCC_A, LiveServer, free_port, make_csr, sqlite_only
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     shutil.which("p11-kit") is None or not os.path.exists(CLIENT_MODULE),
-    reason="needs Debian's p11-kit and p11-kit-modules (make setup installs them)")
+    reason="needs Debian's p11-kit and p11-kit-modules (make setup installs them)"),
+    sqlite_only("the replica homes share one SQLite file by URL (the PostgreSQL shape is make "
+                "cluster / deploy.load)")]
 
 
 @dataclass
