@@ -24,7 +24,8 @@ import pytest
 from sqlalchemy import text
 
 from eseal.audit.head import AuditHistoryRewritten
-from eseal.audit.log import AuditReport, event_hash
+from eseal.audit.log import event_hash
+from eseal.audit.report import AuditReport
 from eseal.ca.authority import Authority
 from eseal.ca.status import publish
 from eseal.holder.client import EsealClient

@@ -36,8 +36,10 @@ from eseal.ra.enterprises import register_enterprise
 from eseal.settings import load_settings
 from tests.conftest import NAME_A, USCC_A, LiveServer, free_port, make_csr, sqlite_only
 
+#: skipped only off CI, on a machine set up without `make setup`; in CI a missing p11-kit fails
 pytestmark = [pytest.mark.skipif(
-    shutil.which("p11-kit") is None or not os.path.exists(CLIENT_MODULE),
+    not os.environ.get("CI")
+    and (shutil.which("p11-kit") is None or not os.path.exists(CLIENT_MODULE)),
     reason="needs Debian's p11-kit and p11-kit-modules (make setup installs them)"),
     sqlite_only("the replica homes share one SQLite file by URL (the PostgreSQL shape is make "
                 "cluster / deploy.load)")]
