@@ -83,6 +83,9 @@ DECLARED: tuple[tuple[str, int, str, str], ...] = (
     ("ORIGIN_INVALID", 422, "the origin is not an http(s) URL", "来源不是 http(s) 地址"),
     # -- roles and accounts ------------------------------------------------------------------
     ("ROLE_FORBIDDEN", 403, "this role may not do this", "当前角色无权执行此操作"),
+    ("CSRF_TOKEN_INVALID", 403, "a page request that changes something needs the page's CSRF token and must come from this site", "修改请求必须来自本网站并带有页面的 CSRF 令牌"),
+    ("STEP_UP_REQUIRED", 403, "this action needs a USB-Key re-authentication within the last 5 minutes", "此操作需要在 5 分钟内重新使用 USB-Key 验证身份"),
+    ("STEP_UP_ACCOUNT_MISMATCH", 403, "the re-authentication was made with another account's USB-Key", "重新验证所用 USB-Key 属于其他账户"),
     ("NO_ENTERPRISE", 403, "this account belongs to no enterprise", "该账户不属于任何企业"),
     ("ROLE_UNKNOWN", 422, "unknown role", "未知角色"),
     ("ACCOUNT_NOT_FOUND", 404, "no such account", "找不到该账户"),

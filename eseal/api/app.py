@@ -20,6 +20,7 @@ from fastapi import FastAPI
 import eseal
 from eseal.api import contract
 from eseal.api.door import BodyDoor
+from eseal.api.web import viewer
 from eseal.settings import Settings, load_settings
 
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
 
     contract.install(app)
+    viewer.install(app)
     app.add_middleware(BodyDoor, fastapi_app=app, settings=settings)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")

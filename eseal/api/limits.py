@@ -38,6 +38,7 @@ JSON_LIMIT = 16 * KIB
 #: JSON routes whose messages carry more (CSRs in PEM, certificates, batches)
 JSON_LIMITS: dict[tuple[str, str], int] = {
     ("POST", "/auth/verify"): 32 * KIB,  # a 16 KiB certificate + signature, base64
+    ("POST", "/web/login"): 32 * KIB,  # the same answer, for a page (cookie session)
     ("POST", "/enroll"): 96 * KIB,  # up to four 16 KiB PEM CSRs, JSON-escaped
     ("POST", "/officer/certificates"): 32 * KIB,  # one 16 KiB PEM CSR
     ("POST", "/officer/renewals"): 1024 * KIB,  # up to 10,000 serials

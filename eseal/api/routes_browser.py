@@ -8,7 +8,7 @@
 * ``GET /login`` and ``GET /seal`` — a minimal login page and sealing page that use the
   extension's page API (``eseal.status()``, ``eseal.authenticate()``, ``eseal.sign()``); the
   full portal is another issue. The pages load their script and style from ``/static/``
-  (no inline script, no CDN) under a strict Content-Security-Policy.
+  (no inline script, no CDN) under the pages' Content-Security-Policy (:mod:`eseal.api.web.render`).
 
 A browser login needs no route of its own: the page takes ``POST /auth/challenge``, the
 extension signs it for the origin the *browser* reports, and the page sends the answer to
@@ -27,16 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from eseal.api.deps import Principal, RowId, current_principal, get_authority, get_settings
+from eseal.api.web.render import HEADERS
 from eseal.ca.authority import Authority
-from eseal.errors import NotFound
 from eseal.settings import Settings
 
 router = APIRouter(tags=["browser"])
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
-_STATIC = {"eseal.js": "text/javascript", "common.js": "text/javascript",
-           "login.js": "text/javascript", "seal.js": "text/javascript", "pages.css": "text/css"}
 _PAGES = {"login": "login.html", "seal": "seal.html"}
 
 
@@ -101,13 +97,11 @@ def _asset(name: str) -> bytes:
     return resources.files("eseal.api").joinpath("pages", name).read_bytes()
 
 
-_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 def _add_page(path: str, name: str) -> None:
     async def page() -> Response:
-        return Response(_asset(name), media_type="text/html; charset=utf-8", headers=_HEADERS)
+        return Response(_asset(name), media_type="text/html; charset=utf-8", headers=HEADERS)
 
     page.__name__ = f"page_{path}"
     router.add_api_route(f"/{path}", page, methods=["GET"], response_class=Response,
@@ -117,12 +111,3 @@ def _add_page(path: str, name: str) -> None:
 
 for _path, _name in _PAGES.items():
     _add_page(_path, _name)
-
-
-@router.get("/static/{name}", response_class=Response, include_in_schema=False)
-async def static(name: str) -> Response:
-    kind = _STATIC.get(name)
-    if kind is None:
-        raise NotFound("NOT_FOUND", f"no static file {name!r}", f"没有静态文件 {name!r}",
-                       field="name")
-    return Response(_asset(name), media_type=f"{kind}; charset=utf-8", headers=_HEADERS)

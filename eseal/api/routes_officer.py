@@ -18,10 +18,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from eseal.api.deps import Principal, RowId, RowIdQuery, get_authority, require_roles
+from eseal.api.deps import (
+    Principal,
+    RowId,
+    RowIdQuery,
+    get_authority,
+    require_roles,
+    require_step_up,
+)
 from eseal.api.routes_enterprise import certificate_dict, enterprise_dict
 from eseal.ca.authority import Authority
-from eseal.errors import InvalidInput
+from eseal.errors import EsealError, InvalidInput
 from eseal.ra.enterprises import deregister_enterprise, register_enterprise
 
 
@@ -38,6 +45,22 @@ def _audited_read(request: Request,
 
 
 Officer = Annotated[Principal, Depends(_audited_read)]
+
+
+def _stepped_up(request: Request, principal: Officer,
+                auth: Annotated[Authority, Depends(get_authority)]) -> Principal:
+    """An officer whose USB-Key proved itself in the last five minutes, for the gravest
+    actions (revoke, batch renew, unlock, unblock); a refusal is audited."""
+    try:
+        require_step_up(principal)
+    except EsealError as err:
+        auth.record_refusal(actor=principal.actor, action="officer.step_up",
+                            target=request.url.path, error=err)
+        raise
+    return principal
+
+
+SteppedUp = Annotated[Principal, Depends(_stepped_up)]
 Auth = Annotated[Authority, Depends(get_authority)]
 router = APIRouter(prefix="/officer", tags=["officer"])
 
@@ -84,7 +107,7 @@ class ReasonIn(Strict):
 
 @router.post("/enterprises/{uscc}/revoke-all",
              summary="Revoke every certificate of an enterprise not revoked yet")
-def revoke_all(uscc: str, body: ReasonIn, principal: Officer, auth: Auth) -> dict[str, Any]:
+def revoke_all(uscc: str, body: ReasonIn, principal: SteppedUp, auth: Auth) -> dict[str, Any]:
     from eseal.ra import revocation
 
     changed = revocation.revoke_all(auth, uscc, reason=body.reason, actor=principal.actor)
@@ -159,7 +182,7 @@ class BatchIn(Strict):
 
 
 @router.post("/renewals", summary="Renew a batch (serials and/or everything expiring soon)")
-def renew_batch(body: BatchIn, principal: Officer, auth: Auth) -> dict[str, Any]:
+def renew_batch(body: BatchIn, principal: SteppedUp, auth: Auth) -> dict[str, Any]:
     from eseal.ra import renewal
 
     todo = list(body.serials)
@@ -194,7 +217,7 @@ class RevokeIn(Strict):
 
 @router.post("/certificates/{serial}/revoke",
              summary="Revoke: effective at once, CRLs re-issued, its sessions end")
-def revoke(serial: str, body: RevokeIn, principal: Officer, auth: Auth) -> dict[str, Any]:
+def revoke(serial: str, body: RevokeIn, principal: SteppedUp, auth: Auth) -> dict[str, Any]:
     from eseal.ra import revocation
 
     when = body.invalidity_date
@@ -216,7 +239,7 @@ def accounts(principal: Officer, auth: Auth) -> list[dict[str, Any]]:
 
 
 @router.post("/accounts/{account_id}/unlock", summary="Lift a lockout")
-def unlock(account_id: RowId, principal: Officer,
+def unlock(account_id: RowId, principal: SteppedUp,
            auth: Auth) -> dict[str, Any]:
     from eseal.auth.lockout import unlock_account
 
@@ -242,7 +265,7 @@ class UnblockIn(Strict):
 
 @router.post("/tokens/{label}/unblock",
              summary="Unblock a locked USB-Key with the SO PIN the CA keeps; set a new PIN")
-def unblock(label: str, body: UnblockIn, principal: Officer, auth: Auth) -> dict[str, Any]:
+def unblock(label: str, body: UnblockIn, principal: SteppedUp, auth: Auth) -> dict[str, Any]:
     from eseal.errors import EsealError
     from eseal.ra.enrollment import pin_policy
     from eseal.ra.so_pins import kept_so_pin

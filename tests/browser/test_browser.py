@@ -109,7 +109,7 @@ def test_login_from_the_page_through_the_consent_window_is_the_same_account_as_e
 
 def test_another_origin_gets_a_signature_over_its_own_origin_and_the_portal_refuses_it(
         site: Site, tmp_path: Path) -> None:
-    api_js = (Path(__file__).resolve().parents[2] / "eseal/api/pages/eseal.js").read_text()
+    api_js = (Path(__file__).resolve().parents[2] / "eseal/api/static/eseal.js").read_text()
     page_html = '<!doctype html><title>evil</title><script src="eseal.js"></script>'
     relayed = httpx.post(f"{site.url}/auth/challenge").json()  # the phisher's server relays
     with static_site(tmp_path / "evil", {"index.html": page_html, "eseal.js": api_js}) as evil, \
