@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-AIM = "render <= 1x POST /verify at 100 dpi"
+AIM = "< 0.5 s per page at 100 dpi (the portal waits for it)"
 
 
 def _median(call: Callable[[], Any], runs: int) -> float:
@@ -56,11 +56,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             filing = _draft(url, make_pdf(300_000, pages=1))
             _cli(home, "filing", "seal", str(filing), "--token", "zhang", "--pin-stdin",
                  "--server", url, "--json")
-            with EsealClient(url) as wang:
-                wang.login_with_token("wang", PINS["wang"])
-                auth = {"Authorization": f"Bearer {wang.session}"}
+            wang = EsealClient(url)  # not closed before the end: closing logs out
+            wang.login_with_token("wang", PINS["wang"])
+            auth = {"Authorization": f"Bearer {wang.session}"}
             with httpx.Client(base_url=url, timeout=120, headers=auth) as http:
-                sealed = http.get(f"/filings/{filing}/sealed").content
+                answer = http.get(f"/filings/{filing}/sealed")
+                answer.raise_for_status()
+                sealed = answer.content
 
                 def verify() -> None:
                     http.post("/verify", content=sealed).raise_for_status()

@@ -284,7 +284,7 @@ def test_renderer_past_its_time_is_killed_and_answers_a_coded_timeout(
 
 def test_a_page_the_renderer_cannot_draw_is_a_coded_failure_not_a_crash(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # the child may write no more than 1 KiB: its PNG is cut short and it fails (SIGXFSZ)
-    monkeypatch.setattr(page_images, "MAX_PNG_BYTES", 1024)
+    # the child may write no more than 1 KiB: its image is cut short and it fails (SIGXFSZ)
+    monkeypatch.setattr(page_images, "MAX_RASTER_BYTES", 1024)
     err = code_of(render_page, make_pdf().data, 1, 150)
     assert (err.code, err.status, err.field) == ("PAGE_RENDER_FAILED", 422, "page")
