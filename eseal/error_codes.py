@@ -263,6 +263,7 @@ DECLARED: tuple[tuple[str, int, str, str], ...] = (
     ("PAGING_SEAL_TOO_MANY_PAGES", 422, "too many pages for this seal size: the slices would be invisible", "页数过多，骑缝章切片过窄"),
     ("PAGING_SEAL_ROTATED_PAGE", 422, "a paging seal is drawn on upright pages only", "骑缝章只能加盖在未旋转的页面上"),
     ("PAGING_SEAL_EXISTS", 409, "the document already carries a paging seal", "文件上已有骑缝章"),
+    ("DRAFT_PAGING_SEAL_UNSIGNED", 422, "the draft carries a paging seal no signature covers", "草稿带有未被签章覆盖的骑缝章"),
     ("PAGING_SEAL_CERTIFIED", 409, "the document is certified: a paging seal would invalidate it", "文件已认证签章，加盖骑缝章会使其失效"),
     ("PLACEMENT_CONFLICT", 422, "give either a position or a field, not both", "位置与签名域只能指定其一"),
     ("FIELD_NAME_INVALID", 422, "invalid signature field name", "签名域名称无效"),

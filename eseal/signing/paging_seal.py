@@ -166,6 +166,22 @@ def add_paging_seal(writer: Any, image: Any, size: float) -> int:
     return count
 
 
+def page_list(root: Any) -> list[tuple[Any, Any]]:
+    """(reference, page dictionary) of every page of a document, in order."""
+    out: list[tuple[Any, Any]] = []
+    stack: list[tuple[Any, int]] = [(root.raw_get("/Pages"), 0)]
+    while stack:
+        raw, depth = stack.pop()
+        node = raw.get_object() if isinstance(raw, generic.IndirectObject) else raw
+        if not isinstance(node, dict) or depth > 64 or len(out) > 100_000:
+            continue
+        if "/Kids" in node:
+            stack.extend((kid, depth + 1) for kid in reversed(list(resolved(node, "/Kids"))))
+        else:
+            out.append((raw, node))
+    return out
+
+
 # -- the intake's side: is this annotation exactly a slice of this seal? ---------------------
 def _close(a: Any, b: float) -> bool:
     try:

@@ -20,6 +20,7 @@ from typing import Any
 
 from eseal.errors import Conflict, InvalidInput
 from eseal.signing.draft_check import DraftInfo, read_pdf
+from eseal.signing.paging_seal import page_list
 
 __all__ = ["new_seal", "refuse"]
 
@@ -75,24 +76,6 @@ def _new_widget_images(emb: Any) -> set[tuple[int, int]]:
         return set()
 
 
-def _pages(root: Any) -> list[Any]:
-    """(reference, page dictionary) of every page, in order."""
-    from pyhanko.pdf_utils import generic
-
-    out: list[Any] = []
-    stack: list[tuple[Any, int]] = [(root.raw_get("/Pages"), 0)]
-    while stack:
-        raw, depth = stack.pop()
-        node = raw.get_object() if isinstance(raw, generic.IndirectObject) else raw
-        if not isinstance(node, dict) or depth > 64 or len(out) > 100_000:
-            continue
-        if "/Kids" in node:
-            stack.extend((kid, depth + 1) for kid in reversed(list(node["/Kids"])))
-        else:
-            out.append((raw, node))
-    return out
-
-
 def _annot_refs(page: Any) -> list[Any]:
     annots = page.raw_get("/Annots") if "/Annots" in page else None
     return [_plain(a) for a in _refs(annots)] if annots is not None else []
@@ -108,7 +91,7 @@ def _paging_slices(reader: Any, old: Any, last: int,
     from eseal.signing.page_ink import resolved
     from eseal.signing.paging_seal import MARKER, slice_problem
 
-    new_pages, old_pages = _pages(reader.root), _pages(old.root)
+    new_pages, old_pages = page_list(reader.root), page_list(old.root)
     if len(new_pages) != len(old_pages):
         return set(), "the update adds or removes pages"
 
@@ -251,7 +234,7 @@ def _only_a_seal(reader: Any, base: int,
                 new_trailer.raw_get(key) if key in new_trailer else None):
             return f"the trailer's {key} was replaced"
     root_ref = _plain(new_trailer.raw_get("/Root"))
-    annots_arrays = {_plain(page.raw_get("/Annots")) for _, page in _pages(old.root)
+    annots_arrays = {_plain(page.raw_get("/Annots")) for _, page in page_list(old.root)
                      if "/Annots" in page}
     info_ref = _plain(old_trailer.raw_get("/Info")) if "/Info" in old_trailer else None
     old_root = old.root

@@ -253,6 +253,24 @@ def test_token_path_seal_with_paging_is_accepted_by_the_intake(site: Site) -> No
     assert accepted.status_code == 200, accepted.text
 
 
+def test_a_draft_with_a_drawn_paging_seal_no_signature_covers_is_refused(
+        site: Site, seal_png: bytes) -> None:
+    forged = add_slices_later(make_pdf(pages=3).data, seal_png)
+    answer = site.http.post("/filings", params={"title": "年度报告"}, content=forged,
+                            headers={**site.session("wang"), "Content-Type": "application/pdf"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "DRAFT_PAGING_SEAL_UNSIGNED"
+    assert answer.json()["field"] == "file"
+
+
+def test_a_second_paging_seal_is_refused_the_first_stays(site: Site,
+                                                        paging_sealed: bytes) -> None:
+    filing = site.draft(paging_sealed)  # a sealed document is a draft for the next seal
+    refused = site.browser_seal(filing)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "PAGING_SEAL_EXISTS"
+
+
 # -- the seal's own revision carries something else than exactly the paging seal --------------
 def _shifted(geometry: Callable[..., Any]) -> Callable[..., Any]:
     def wrong(box: Any, index: int, count: int, size: float) -> Any:
