@@ -238,6 +238,27 @@ def test_filing_seal_cli_with_paging_seal_flag_gives_a_receipt(site: Site) -> No
     assert _slices(site.sealed(filing)) == [[f"eseal paging seal {i}/4"] for i in range(1, 5)]
 
 
+def test_eseal_sign_paging_seal_flag_seals_a_file_with_one_signature(site: Site) -> None:
+    source, out = site.work / "contract.pdf", site.work / "contract-sealed.pdf"
+    source.write_bytes(make_pdf(pages=3).data)
+    done = eseal_cli("sign", str(source), "-o", str(out), "--token", "zhang", "--pin-stdin",
+                     "--paging-seal", "--server", site.url, home=site.home,
+                     stdin=PINS["zhang"] + "\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    sealed = out.read_bytes()
+    assert _slices(sealed) == [[f"eseal paging seal {i}/3"] for i in range(1, 4)]
+    report = verify_pdf(sealed, trust_roots=[site.root])
+    assert report.verdict == "valid" and len(report.seals) == 1, report.to_dict()
+    one = site.work / "one.pdf"
+    one.write_bytes(make_pdf(pages=1).data)
+    refused = eseal_cli("sign", str(one), "-o", str(site.work / "one-sealed.pdf"), "--token",
+                        "zhang", "--pin-stdin", "--paging-seal", "--server", site.url,
+                        home=site.home, stdin=PINS["zhang"] + "\n")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error PAGING_SEAL_ONE_PAGE [paging_seal]")
+    assert not (site.work / "one-sealed.pdf").exists()
+
+
 def test_one_page_draft_is_refused_with_a_coded_422_and_stays_a_draft(site: Site) -> None:
     filing = site.draft(make_pdf(pages=1).data)
     refused = site.browser_seal(filing)
