@@ -194,6 +194,12 @@ def may_carry_slices(data: bytes) -> bool:
 
 
 # -- the intake's side: is this annotation exactly a slice of this seal? ---------------------
+def slice_height(annot: Any) -> float:
+    """The seal size a (checked) slice was cut from: its /Rect's height."""
+    rect = annot.raw_get("/Rect")
+    return round(float(rect[3]) - float(rect[1]), 2)
+
+
 def _close(a: Any, b: float) -> bool:
     try:
         return abs(float(a) - b) <= _TOLERANCE
@@ -326,6 +332,7 @@ def paging_findings(reader: Any, seals: list[tuple[int, Any]]
     count = len(pages)
     fields = dict(seals)
     placed: dict[int, list[int]] = {}
+    heights: dict[int, set[float]] = {}
     for index, (_, page) in enumerate(pages):
         annots = resolved(page, "/Annots")
         for raw in annots if isinstance(annots, list) else []:
@@ -349,6 +356,7 @@ def paging_findings(reader: Any, seals: list[tuple[int, Any]]
                                         is_new=is_new)
                 if problem is None:
                     placed.setdefault(revision, []).append(index)
+                    heights.setdefault(revision, set()).add(slice_height(annot))
                     continue
                 problem = f"is not that seal's slice {index + 1}/{count}: it {problem}"
             found.append(finding(
@@ -357,11 +365,11 @@ def paging_findings(reader: Any, seals: list[tuple[int, Any]]
                 f"第 {index + 1} 页的骑缝章切片不是签章的一部分"))
     complete: dict[int, int] = {}
     for revision, indices in placed.items():
-        if sorted(indices) == list(range(count)):
+        if sorted(indices) == list(range(count)) and len(heights[revision]) == 1:
             complete[revision] = count
         else:
             found.append(finding(
                 "PAGING_SEAL_INCOMPLETE",
-                f"the paging seal of revision {revision + 1} is not exactly one slice on each "
-                f"of the {count} pages", "骑缝章并非在每一页上恰有一个切片"))
+                f"the paging seal of revision {revision + 1} is not exactly one slice of one "
+                f"seal on each of the {count} pages", "骑缝章并非在每一页上恰有同一印章的一个切片"))
     return found, complete

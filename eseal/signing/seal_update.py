@@ -87,7 +87,7 @@ def _paging_slices(reader: Any, old: Any, last: int,
     from pyhanko.pdf_utils import generic
 
     from eseal.signing.page_ink import resolved
-    from eseal.signing.paging_seal import MARKER, slice_problem
+    from eseal.signing.paging_seal import MARKER, slice_height, slice_problem
 
     new_pages, old_pages = page_list(reader.root), page_list(old.root)
     if len(new_pages) != len(old_pages):
@@ -98,6 +98,7 @@ def _paging_slices(reader: Any, old: Any, last: int,
             generic.Reference(ref.idnum, ref.generation)) == last)
 
     slices: set[Any] = set()
+    heights: set[float] = set()
     per_page = []
     for index, ((_, page), (_, old_page)) in enumerate(zip(new_pages, old_pages,
                                                            strict=True)):
@@ -123,8 +124,11 @@ def _paging_slices(reader: Any, old: Any, last: int,
                 return set(), (f"annotation {item[1]} on page {index + 1} is not the paging "
                                f"seal's slice {index + 1}/{len(new_pages)}: it {problem}")
             slices.add(item)
+            heights.add(slice_height(annot))
             found += 1
         per_page.append(found)
+    if len(heights) > 1:
+        return set(), "the paging seal's slices are cut from seals of different sizes"
     if slices and per_page != [1] * len(per_page):
         where = [str(i + 1) for i, n in enumerate(per_page) if n != 1]
         return set(), ("a paging seal needs exactly one slice on every page; pages "

@@ -269,6 +269,22 @@ def test_one_page_draft_is_refused_with_a_coded_422_and_stays_a_draft(site: Site
         "status"] == "draft"
 
 
+def test_a_certified_document_gets_no_paging_seal_before_the_token_signs(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sitekit import count_token_signatures
+
+    from eseal.errors import Conflict
+
+    with UsbKey.open("zhang", PINS["zhang"]) as usbkey:
+        certified = seal_with_usbkey(make_pdf(pages=2).data, usbkey=usbkey, server=site.url,
+                                     options=SealOptions(level="B-LT", certify=True)).sealed
+    signatures = count_token_signatures(monkeypatch)
+    with pytest.raises(Conflict) as refused:
+        site.token_seal(certified, field_name="second")
+    assert (refused.value.code, refused.value.field) == ("PAGING_SEAL_CERTIFIED", "paging_seal")
+    assert signatures == []
+
+
 def test_token_path_seal_with_paging_is_accepted_by_the_intake(site: Site) -> None:
     draft = make_pdf(pages=2).data
     filing = site.draft(draft)
