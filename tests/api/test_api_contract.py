@@ -247,7 +247,7 @@ def _sample(annotation: Any, text: str) -> tuple[Any, str] | None:
         return [text], ".0"
     if origin is dict:
         return {"login": text}, ".login"
-    if kind in (int, float):  # numbers cannot carry a control character
+    if kind in (int, float, bool):  # numbers and flags cannot carry a control character
         return None
     if kind is datetime:
         return None
