@@ -142,7 +142,7 @@ def certificates_page(viewer: OfficerPage, request: Request) -> Response:
             renew_url = "/console/renewals?" + urlencode({"serials": serials})
     return viewer.render(
         "console/certificates.html", status=422 if errors else 200, form=form, sort=sort,
-        limit=limit, page_sizes=PAGE_SIZES, sorts=tuple(REVERSE), errors=errors, page=page,
+        limit=limit, page_sizes=sorted({*PAGE_SIZES, limit}), sorts=tuple(REVERSE), errors=errors, page=page,
         prev_url=prev_url, next_url=next_url, searched=searched, renew_url=renew_url,
         states=STATE_WORDS, profiles=certificate_search.PROFILES,
         first_url="/console/certificates?" + urlencode(

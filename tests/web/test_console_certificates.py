@@ -68,6 +68,18 @@ def test_the_search_page_lists_certificates_rendered_on_the_server(
     assert "<script>" not in page.text and 'src="/static/web.js"' in page.text
     assert set(serials_shown(search(client).text)) == certs(world)
     assert f'data-total="{len(certs(world))}"' in search(client).text
+    reads = world.query("SELECT count(*) FROM audit_events WHERE action = 'officer.read' "
+                        "AND target = '/console/certificates'")
+    assert reads[0][0] >= 3  # a page read is audited like the API's reads
+
+
+def test_the_cas_own_certificates_are_listed_without_any_control(
+        world: World, officer: tuple[httpx.Client, str]) -> None:
+    client, _ = officer
+    issuing = world.query("SELECT serial FROM certificates WHERE profile = 'issuing'")[0][0]
+    page = client.get(f"/console/certificates/{issuing}")
+    assert page.status_code == 200 and "CA 自身证书" in page.text
+    assert 'id="freeze"' not in page.text and 'id="revoke"' not in page.text
 
 
 @pytest.mark.parametrize(("params", "where", "sql"), [
