@@ -103,51 +103,55 @@ def _search(auth: Authority, form: dict[str, str], sort: str | None, limit: int 
     return page, bool(cursor), page.next_cursor is not None, chosen
 
 
+def _links(form: dict[str, str], sort: str, page: certificate_search.SearchPage,
+           has_prev: bool, has_next: bool) -> dict[str, str]:
+    """The page's links: previous, first, next, renew this page, batch renewal."""
+    here = "/console/certificates?"
+    base = {k: v for k, v in form.items() if v} | {"sort": sort, "limit": str(page.limit)}
+    links = {"first_url": here + urlencode(base), "prev_url": "", "next_url": "",
+             "renew_url": ""}
+    if has_next and page.rows:
+        last = page.rows[-1]
+        after = certificate_search.encode_cursor(sort, _cursor_key(last, sort), last["serial"])
+        links["next_url"] = here + urlencode(base | {"cursor": after})
+    if has_prev and page.rows:
+        first = page.rows[0]
+        back = certificate_search.encode_cursor(REVERSE[sort], _cursor_key(first, sort),
+                                                first["serial"])
+        links["prev_url"] = here + urlencode(base | {"before": back})
+    # enterprise certificates not revoked: the preview says why any of them is left out
+    serials = ",".join(r["serial"] for r in page.rows
+                       if r["enterprise"] and r["state"] != "revoked")
+    if serials:
+        links["renew_url"] = "/console/renewals?" + urlencode({"serials": serials})
+    return links
+
+
 @router.get("/console/certificates", include_in_schema=False)
 def certificates_page(viewer: OfficerPage, request: Request) -> Response:
     params = request.query_params
     form = {k: params.get(k, "") for k in FILTERS}
     sort = params.get("sort") or None
-    size_text = params.get("limit", "")
     errors: dict[str, InvalidInput] = {}
     page = None
-    has_prev = has_next = False
-    prev_url = next_url = ""
+    links = {"first_url": "", "prev_url": "", "next_url": "", "renew_url": ""}
     try:
-        limit = _int_param(size_text, "limit")
+        limit = _int_param(params.get("limit", ""), "limit")
         page, has_prev, has_next, sort = _search(viewer.auth, form, sort, limit,
                                                  params.get("cursor"), params.get("before"))
+        links = _links(form, sort, page, has_prev, has_next)
     except InvalidInput as err:
         errors[err.field or ""] = err
     _audit_read(viewer)
-    limit = page.limit if page is not None else PAGE_SIZES[0]
-    if page is not None:
-        base = {k: v for k, v in form.items() if v} | {"sort": sort, "limit": str(page.limit)}
-        if has_next and page.rows:
-            last = page.rows[-1]
-            after = certificate_search.encode_cursor(sort, _cursor_key(last, sort),
-                                                     last["serial"])
-            next_url = "/console/certificates?" + urlencode(base | {"cursor": after})
-        if has_prev and page.rows:
-            first = page.rows[0]
-            back = certificate_search.encode_cursor(REVERSE[sort], _cursor_key(first, sort),
-                                                    first["serial"])
-            prev_url = "/console/certificates?" + urlencode(base | {"before": back})
-    searched = any(form.values())
-    renew_url = ""
-    if page is not None and page.rows:
-        serials = ",".join(r["serial"] for r in page.rows if r["state"] in ("good", "expired",
-                                                                            "hold"))
-        if serials:
-            renew_url = "/console/renewals?" + urlencode({"serials": serials})
+    size = page.limit if page is not None else PAGE_SIZES[0]
+    days = form["expiring_within"].strip()
+    batch_url = "/console/renewals" + (
+        "?" + urlencode({"expiring_within": days}) if days.isascii() and days.isdigit() else "")
     return viewer.render(
         "console/certificates.html", status=422 if errors else 200, form=form, sort=sort,
-        limit=limit, page_sizes=sorted({*PAGE_SIZES, limit}), sorts=tuple(REVERSE), errors=errors, page=page,
-        prev_url=prev_url, next_url=next_url, searched=searched, renew_url=renew_url,
-        states=STATE_WORDS, profiles=certificate_search.PROFILES,
-        first_url="/console/certificates?" + urlencode(
-            {k: v for k, v in form.items() if v} | ({"sort": sort} if sort else {})
-            | {"limit": str(limit)}))
+        limit=size, page_sizes=sorted({*PAGE_SIZES, size}), sorts=tuple(REVERSE),
+        errors=errors, page=page, batch_url=batch_url, states=STATE_WORDS,
+        profiles=certificate_search.PROFILES, **links)
 
 
 @router.get("/console/certificates/{serial}", include_in_schema=False)

@@ -105,6 +105,14 @@ def test_officer_freezes_a_holder_who_is_logged_out_unfreezes_and_batch_renews_t
         page.wait_for_selector(f'#cert[data-serial="{target.serial}"]')
         assert page.text_content("#enterprise-name") == NAME_A
 
+        # a revoke without a reason: a bilingual error under the field, nothing asked or sent
+        page.click("#revoke")
+        note = page.wait_for_selector('.field-error[data-field="reason"]')
+        assert "吊销原因" in note.text_content() and "reason" in note.text_content()
+        assert not page.evaluate("() => document.getElementById('confirm-dialog').open")
+        assert world.query("SELECT status FROM certificates WHERE serial = :s",
+                           s=target.serial) == [("good",)]
+
         # freeze: the confirmation names the holder and the enterprise
         page.click("#freeze")
         text = confirm_text(page)

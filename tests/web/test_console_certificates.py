@@ -101,6 +101,9 @@ def test_each_filter_finds_exactly_the_certificates_it_names(
     assert page.status_code == 200, page.text
     expected = certs(world, where, **sql)
     assert set(serials_shown(page.text)) == expected
+    if "expiring_within" in params:  # the batch renewal starts from the same N days
+        assert (f'href="/console/renewals?expiring_within={params["expiring_within"]}" '
+                'id="batch-link"') in page.text
     if not expected:
         assert 'id="no-results"' in page.text
     for name, value in params.items():  # the query stays in the form (bookmarkable)
