@@ -157,6 +157,9 @@ def test_officer_freezes_a_holder_who_is_logged_out_unfreezes_and_batch_renews_t
         assert page.get_attribute("#preview-result", "data-renew") == str(BATCH)
         assert world.query("SELECT count(*) FROM certificates WHERE replaced_by IS NOT NULL"
                            ) == [(0,)]  # the preview changed nothing
+        batches: list[Any] = []
+        page.on("request", lambda r: batches.append(r.post_data_json) if (
+            r.method == "POST" and r.url.endswith("/officer/renewals")) else None)
         page.click("#confirm-renew")
         assert str(BATCH) in confirm_text(page)
         page.click("#confirm-ok")
@@ -170,6 +173,8 @@ def test_officer_freezes_a_holder_who_is_logged_out_unfreezes_and_batch_renews_t
         page.wait_for_selector('#summary[data-finished="yes"]', timeout=120_000)
         assert page.eval_on_selector("#progress", "p => [p.value, p.max]") == [BATCH, BATCH]
         assert page.get_attribute("#progress-box", "data-renewed") == str(BATCH)
+        # one chunk of 20, sent twice: refused for the step-up, then done
+        assert [len(b["serials"]) for b in batches] == [BATCH, BATCH]
 
     renewed = world.query("SELECT serial, replaced_by FROM certificates "
                           "WHERE replaced_by IS NOT NULL")

@@ -299,3 +299,28 @@ def test_auditors_and_agents_get_no_certificate_page_and_no_change_route(
             assert client.get("/officer/certificates/search").status_code == 403
     assert world.query("SELECT status, replaced_by FROM certificates WHERE serial = :s",
                        s=serial) == [("good", None)]
+
+
+def test_the_search_page_speaks_english_on_request(
+        world: World, officer: tuple[httpx.Client, str]) -> None:
+    client, _ = officer
+    try:
+        page = client.get("/console/certificates", params={"lang": "en", "status": "good"})
+        assert page.status_code == 200 and 'lang="en"' in page.text
+        assert "Find certificates" in page.text and ">good</span>" in page.text
+        bad = client.get("/console/certificates", params={"uscc": "?"})
+        assert bad.status_code == 422
+        assert re.search(r'data-field="uscc">USCC_CHARACTER: uscc: .+ / uscc：', bad.text)
+    finally:
+        client.get("/console/certificates", params={"lang": "zh"})
+
+
+def test_the_renewal_page_starts_from_the_days_or_serials_it_is_given(
+        officer: tuple[httpx.Client, str]) -> None:
+    client, _ = officer
+    page = client.get("/console/renewals", params={"expiring_within": "30"})
+    assert page.status_code == 200
+    assert 'name="expiring_within_days" inputmode="numeric" value="30"' in page.text
+    listed = client.get("/console/renewals", params={"serials": "ab12,cd34"})
+    assert ">ab12\ncd34</textarea>" in listed.text
+    assert 'data-chunk="20"' in listed.text and 'id="progress"' in listed.text

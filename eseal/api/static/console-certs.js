@@ -5,7 +5,9 @@
 // renders everything else on the server.
 "use strict";
 
-const CHUNK = 20; // serials per POST /officer/renewals: progress stays live, requests short
+// serials per POST /officer/renewals (the form's data-chunk, at most 20): progress stays
+// live and each request short
+const CHUNK = 20;
 
 // --- one certificate ---------------------------------------------------------------------
 function certificatePage(card) {
@@ -99,6 +101,7 @@ function renewalPage(form) {
   const result = document.getElementById("preview-result");
   const confirmButton = document.getElementById("confirm-renew");
   const box = document.getElementById("progress-box");
+  const chunk = Math.min(CHUNK, Number(form.dataset.chunk) || CHUNK);
   let planned = [];
 
   function request() {
@@ -174,9 +177,9 @@ function renewalPage(form) {
     };
     show();
     try {
-      for (let i = 0; i < total; i += CHUNK) {
-        const chunk = planned.slice(i, i + CHUNK);
-        const answer = await Web.withStepUp(() => Web.api("POST", "/officer/renewals", { serials: chunk }));
+      for (let i = 0; i < total; i += chunk) {
+        const serials = planned.slice(i, i + chunk);
+        const answer = await Web.withStepUp(() => Web.api("POST", "/officer/renewals", { serials }));
         tally.renewed.push(...answer.renewed);
         tally.skipped.push(...answer.skipped);
         tally.refused.push(...answer.refused);
