@@ -28,7 +28,7 @@
     rotate: Number(figure.dataset.rotate),
     box: figure.dataset.box.split(" ").map(Number),
   });
-  const image = (figure) => figure.querySelector("img");
+  const image = (figure) => figure.querySelector("img.page-image");
 
   // A shown point (u, v from the top-left) of a page -> PDF user space (x, y).
   function toUser(g, u, v) {
@@ -78,6 +78,7 @@
 
   // Put the seal where `placed` says (as a percentage of the page: it follows resizes).
   function show() {
+    const focused = document.activeElement === seal; // moving it in the DOM drops the focus
     seal.style.transform = "";
     seal.classList.remove("dragging");
     if (!placed) {
@@ -92,6 +93,7 @@
       seal.style.top = `${(placed.v / g.height) * 100}%`;
       seal.style.width = `${(sizePt / g.width) * 100}%`;
     }
+    if (focused) seal.focus({ preventScroll: true });
     describe();
   }
 
