@@ -28,10 +28,18 @@ import pytest
 from cryptography import x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from tests.browserkit import chromium, click_for_consent, need_chromium, open_page, type_pin
+from tests.browserkit import (
+    chromium,
+    click_for_consent,
+    need_chromium,
+    open_page,
+    press_cancel,
+    type_pin,
+)
 from tests.judgekit import pdfsig_check
 from tests.pagingkit import is_red, render_pages
 from tests.pdfkit import make_pdf
+from tests.web.test_web_session import page_login
 from tests.worldkit import ENTERPRISE_HOLDERS, World, build_world, eseal_cli
 
 SEAL_PT = 120
@@ -161,6 +169,29 @@ def right_edge_red(pdf: bytes) -> list[int]:
     return counts
 
 
+def test_without_the_extension_the_review_page_says_how_to_install_it(
+        world: World, tmp_path: Path) -> None:
+    # first in the module: its own browser runs before the module's (one Playwright at a time)
+    answer = page_login(world, "a-agent")
+    created = httpx.post(f"{world.server.url}/filings",
+                         params={"title": "备案材料", "type": "record_filing"},
+                         content=make_pdf(pages=1).data, cookies=answer.cookies, timeout=60,
+                         headers={"Content-Type": "application/pdf",
+                                  "X-CSRF-Token": answer.json()["csrf_token"]})
+    assert created.status_code == 201, created.text
+    rep = page_login(world, "a-rep")
+    with chromium(tmp_path / "bare", host=False, extension=False) as bare:
+        bare.add_cookies([{"name": "eseal_session", "value": rep.cookies["eseal_session"],
+                           "url": world.server.url}])
+        page = bare.new_page()
+        page.goto(f"{world.server.url}/portal/filings/{created.json()['id']}")
+        page.wait_for_selector("#install-help:not([hidden])")
+        assert page.get_attribute("#error", "data-code") == "EXTENSION_MISSING"
+        text = page.text_content("#error")
+        assert "扩展" in text and "extension" in text
+        assert "eseal browser install" in page.text_content("#install-help")
+
+
 def test_agent_uploads_rep_drags_the_seal_onto_page_2_and_seals_with_the_paging_seal(
         world: World, context: Any, tmp_path: Path) -> None:
     filing = upload_as_agent(context, world, tmp_path, "2025 年度报告", "annual_report")
@@ -271,6 +302,12 @@ def test_touch_at_phone_width_and_the_arrow_keys_place_the_seal_and_it_seals_wit
     moved_x, moved_y = float(where.get_attribute("data-x")), float(where.get_attribute("data-y"))
     assert abs(moved_x - (want_x - 30)) < 3.5 and abs(moved_y - (want_y + 36)) < 3.5
     assert not page.is_checked("#paging")
+    consent = click_for_consent(context, page, "#seal-button")  # first the holder cancels
+    press_cancel(consent)
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.get_attribute("#error", "data-code") == "USER_CANCELLED"
+    assert "取消" in page.text_content("#error") and "cancel" in page.text_content("#error")
+    assert world.query("SELECT status FROM filings WHERE id = :i", i=filing) == [("draft",)]
     sealed_sha = seal_and_receipt(context, page, world)
     sealed = download_sealed(page, tmp_path)
     import hashlib
@@ -281,3 +318,4 @@ def test_touch_at_phone_width_and_the_arrow_keys_place_the_seal_and_it_seals_wit
     judged(world, sealed, tmp_path)
     assert all(red == 0 for red in right_edge_red(sealed)), "no 骑缝章 was asked for"
     logout(page)
+

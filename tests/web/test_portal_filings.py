@@ -203,3 +203,36 @@ def test_a_50_mb_upload_over_the_limit_is_a_coded_413_on_the_file_and_stores_not
         assert stored(world) == before
     finally:
         server.stop()
+
+
+def test_a_one_page_filing_offers_no_paging_seal_and_says_why(
+        clients: dict[str, tuple[httpx.Client, str]]) -> None:
+    answer = upload(*clients["a-agent"], make_pdf(pages=1).data, title="单页备案",
+                    type="record_filing")
+    assert answer.status_code == 201, answer.text
+    page = clients["a-rep"][0].get(f"/portal/filings/{answer.json()['id']}")
+    assert re.search(r'name="paging_seal" disabled aria-describedby="paging-why"', page.text)
+    assert "单页或含旋转页面的材料不能加盖骑缝章" in page.text
+
+
+def test_the_form_offers_only_the_types_the_agent_holds_and_the_api_refuses_the_others(
+        world: World, clients: dict[str, tuple[httpx.Client, str]]) -> None:
+    rep, rep_csrf = clients["a-rep"]
+    uscc = world.holders["a-agent"].uscc
+    agent_id = world.query("SELECT id FROM accounts WHERE name = :n", n="王五")[0][0]
+    rights = f"/enterprises/{uscc}/accounts/{agent_id}/rights"
+    granted = rep.put(rights, json={"types": ["annual_report"]},
+                      headers={"X-CSRF-Token": rep_csrf})
+    assert granted.status_code == 200, granted.text
+    try:
+        page = clients["a-agent"][0].get("/portal/filings").text
+        form = page[page.index('<form id="upload"'):page.index("</form>")]
+        assert re.findall(r'<option value="(\w+)">', form) == ["annual_report"]
+        before = stored(world)
+        field_error(upload(*clients["a-agent"], make_pdf(pages=1).data, title="变更",
+                           type="change_registration"), 403, "FILING_TYPE_FORBIDDEN", "type")
+        assert stored(world) == before
+    finally:
+        every = [t["code"] for t in rep.get("/filing-types").json()]
+        restored = rep.put(rights, json={"types": every}, headers={"X-CSRF-Token": rep_csrf})
+        assert restored.status_code == 200, restored.text
