@@ -20,6 +20,7 @@ from typing import Any
 
 from eseal.errors import InvalidInput
 from eseal.signing.draft_forms import check_draft_form
+from eseal.signing.paging_seal import may_carry_slices
 from eseal.signing.structure import StructureError, revision_spans
 
 __all__ = ["DraftInfo", "check_draft", "read_pdf"]
@@ -115,7 +116,7 @@ def check_draft(data: bytes, *, field: str = "file") -> DraftInfo:
         raise _pdf_error("PDF_NO_PAGES", "the PDF has no pages", "PDF 没有页面", field)
     try:
         check_draft_form(reader.root, field=field)
-        unsigned = _unsigned_paging_slices(reader)
+        unsigned = _unsigned_paging_slices(reader) if may_carry_slices(data) else None
     except InvalidInput:
         raise
     except Exception as exc:  # a form tree too broken to walk is not a draft we can vouch for

@@ -86,12 +86,12 @@ async def prepare_seal(pdf: bytes, *, certificate: x509.Certificate,
         raise InvalidInput("PAGE_OUT_OF_RANGE",
                            f"page {options.page} does not exist: the PDF has {pages} page(s)",
                            f"第 {options.page} 页不存在：文件共 {pages} 页", field="page")
+    style = _sign.seal_style(image, writer, options)  # with the paging seal, if asked
     field_name, existing = _sign._resolve_field(writer, options)
     _sign._check_locking(writer, options, new_field=not existing)
     field_spec = None if existing else SigFieldSpec(
         sig_field_name=field_name, on_page=options.page - 1,
         box=place_seal(writer, options.page - 1, options.size_pt, options.position))
-    style = _sign.seal_style(image, writer, options)  # with the paging seal, if asked
     meta = PdfSignatureMetadata(
         field_name=field_name, reason=options.reason, location=options.location,
         docmdp_permissions=MDPPerm.FILL_FORMS, subfilter=SigSeedSubFilter.PADES,

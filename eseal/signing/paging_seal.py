@@ -13,7 +13,7 @@ Shape (what :func:`add_paging_seal` writes and :func:`slice_problem` accepts, no
   side by side, left to right, reassemble it. Every slice sits flush with its page's right
   edge (CropBox, else MediaBox), vertically centred on the page.
 * One ``/Stamp`` annotation per page, flags Print|ReadOnly|Locked|LockedContents, ``/NM``
-  ``eseal-paging-seal i/N`` and ``/Contents`` ``骑缝章 i/N``, its ``/AP /N`` a form XObject
+  ``eseal paging seal i/N`` and ``/Contents`` ``骑缝章 i/N``, its ``/AP /N`` a form XObject
   whose content is exactly ``q 0 0 w S re W n S 0 0 S -i·w 0 cm /Im0 Do Q`` over exactly one
   resource: the image XObject the seal's own widget draws (shared, not a copy — it also
   proves the slices show this seal and nothing else).
@@ -44,9 +44,10 @@ from pyhanko.pdf_utils.generic import pdf_name
 from eseal.errors import Conflict, InvalidInput
 from eseal.signing.page_ink import inherited, resolved
 
-__all__ = ["MARKER", "MIN_SLICE_PT", "add_paging_seal", "slice_geometry", "slice_problem"]
+__all__ = ["MARKER", "MIN_SLICE_PT", "add_paging_seal", "page_list", "paging_findings",
+           "slice_geometry", "slice_problem", "widget_images", "widget_of"]
 
-MARKER = "eseal-paging-seal"
+MARKER = "eseal paging seal"  # letters and spaces: written literally (may_carry_slices)
 MIN_SLICE_PT = 1.0
 #: Print (4) | ReadOnly (64) | Locked (128) | LockedContents (512), ISO 32000-2 table 167
 FLAGS = 4 | 64 | 128 | 512
@@ -182,7 +183,23 @@ def page_list(root: Any) -> list[tuple[Any, Any]]:
     return out
 
 
+def may_carry_slices(data: bytes) -> bool:
+    """Whether a file can hold an annotation marked as a slice: the marker written as our
+    writer writes it (a literal string), or object streams we would have to open to know.
+    The page walks that judge slices are skipped otherwise, so a 50,000-page filing is not
+    walked for nothing. Sound because the marker is only a *claim*: an annotation that hides
+    it (hex-escaped) claims nothing — it is one more annotation, judged as such (the intake
+    refuses any that is not a signature widget, and later revisions are diffed)."""
+    return MARKER.encode("ascii") in data or b"/ObjStm" in data
+
+
 # -- the intake's side: is this annotation exactly a slice of this seal? ---------------------
+def slice_height(annot: Any) -> float:
+    """The seal size a (checked) slice was cut from: its /Rect's height."""
+    rect = annot.raw_get("/Rect")
+    return round(float(rect[3]) - float(rect[1]), 2)
+
+
 def _close(a: Any, b: float) -> bool:
     try:
         return abs(float(a) - b) <= _TOLERANCE
@@ -288,3 +305,71 @@ def widget_images(widget: Any, depth: int = 0) -> set[tuple[int, int]]:
         elif subtype == "/Form":
             found |= widget_images(obj, depth + 1)
     return found
+
+
+def widget_of(sig_field: Any) -> Any:
+    """A signature field's widget: the field itself (merged) or its one kid."""
+    if "/Subtype" not in sig_field and "/Kids" in sig_field:
+        kids = resolved(sig_field, "/Kids")
+        if isinstance(kids, list) and len(kids) == 1:
+            return kids[0].get_object()
+    return sig_field
+
+
+# -- the verifier's side: every slice on show belongs to a seal's own revision ----------------
+def paging_findings(reader: Any, seals: list[tuple[int, Any]]
+                    ) -> tuple[list[Any], dict[int, int]]:
+    """Findings about annotations that present themselves as paging-seal slices, and the
+    seals (signed revision → pages) that carry a complete paging seal. ``seals``: (signed
+    revision, signature field) of every seal examined. A slice must be written in the very
+    revision a seal signed, be exactly that seal's slice for its page (:func:`slice_problem`),
+    and the seal must have one on every page; anything else shows seal ink no seal vouches
+    for (invalid)."""
+    from eseal.signing.structure import finding
+
+    found: list[Any] = []
+    pages = page_list(reader.root)
+    count = len(pages)
+    fields = dict(seals)
+    placed: dict[int, list[int]] = {}
+    heights: dict[int, set[float]] = {}
+    for index, (_, page) in enumerate(pages):
+        annots = resolved(page, "/Annots")
+        for raw in annots if isinstance(annots, list) else []:
+            annot = raw.get_object() if isinstance(raw, generic.IndirectObject) else raw
+            name = resolved(annot, "/NM") if isinstance(annot, dict) else None
+            if not (isinstance(name, str) and name.startswith(MARKER)):
+                continue
+            revision = reader.xrefs.get_introducing_revision(
+                generic.Reference(raw.idnum, raw.generation)) \
+                if isinstance(raw, generic.IndirectObject) else -1
+            field = fields.get(revision)
+            if field is None:
+                problem = "was not drawn in the revision of any seal"
+            else:
+                def is_new(ref: Any, revision: int = revision) -> bool:
+                    return bool(reader.xrefs.get_introducing_revision(
+                        generic.Reference(ref.idnum, ref.generation)) == revision)
+
+                problem = slice_problem(annot, page=page, index=index, count=count,
+                                        images=widget_images(widget_of(field)),
+                                        is_new=is_new)
+                if problem is None:
+                    placed.setdefault(revision, []).append(index)
+                    heights.setdefault(revision, set()).add(slice_height(annot))
+                    continue
+                problem = f"is not that seal's slice {index + 1}/{count}: it {problem}"
+            found.append(finding(
+                "PAGING_SEAL_NOT_A_SEAL",
+                f"page {index + 1} shows a paging-seal slice (骑缝章) that {problem}",
+                f"第 {index + 1} 页的骑缝章切片不是签章的一部分"))
+    complete: dict[int, int] = {}
+    for revision, indices in placed.items():
+        if sorted(indices) == list(range(count)) and len(heights[revision]) == 1:
+            complete[revision] = count
+        else:
+            found.append(finding(
+                "PAGING_SEAL_INCOMPLETE",
+                f"the paging seal of revision {revision + 1} is not exactly one slice of one "
+                f"seal on each of the {count} pages", "骑缝章并非在每一页上恰有同一印章的一个切片"))
+    return found, complete

@@ -20,7 +20,7 @@ from typing import Any
 
 from eseal.errors import Conflict, InvalidInput
 from eseal.signing.draft_check import DraftInfo, read_pdf
-from eseal.signing.paging_seal import page_list
+from eseal.signing.paging_seal import may_carry_slices, page_list
 
 __all__ = ["new_seal", "refuse"]
 
@@ -55,7 +55,8 @@ def new_seal(sealed: bytes, draft: DraftInfo) -> Any:
     if emb.sig_object_type != "/Sig":
         raise refuse("ONE_SEAL_REQUIRED", "the update adds a document timestamp, not a seal",
                      "增量更新添加的是文档时间戳而不是签章")
-    problem = _only_a_seal(reader, draft.revisions - 1, _new_widget_images(emb))
+    problem = _only_a_seal(reader, draft.revisions - 1, _new_widget_images(emb),
+                           paging=may_carry_slices(sealed))
     if problem is not None:
         raise refuse("UPDATE_NOT_ONLY_A_SEAL",
                      f"the update changes the draft besides adding the seal: {problem}",
@@ -65,13 +66,10 @@ def new_seal(sealed: bytes, draft: DraftInfo) -> Any:
 
 def _new_widget_images(emb: Any) -> set[tuple[int, int]]:
     """The image XObjects the new seal's widget draws (what paging-seal slices may show)."""
-    from eseal.signing.paging_seal import widget_images
+    from eseal.signing.paging_seal import widget_images, widget_of
 
-    field = emb.sig_field
-    if "/Subtype" not in field and "/Kids" in field and len(field["/Kids"]) == 1:
-        field = field["/Kids"][0]
     try:
-        return widget_images(field)
+        return widget_images(widget_of(emb.sig_field))
     except Exception:  # an appearance we cannot walk shows no image a slice may share
         return set()
 
@@ -89,7 +87,7 @@ def _paging_slices(reader: Any, old: Any, last: int,
     from pyhanko.pdf_utils import generic
 
     from eseal.signing.page_ink import resolved
-    from eseal.signing.paging_seal import MARKER, slice_problem
+    from eseal.signing.paging_seal import MARKER, slice_height, slice_problem
 
     new_pages, old_pages = page_list(reader.root), page_list(old.root)
     if len(new_pages) != len(old_pages):
@@ -100,6 +98,7 @@ def _paging_slices(reader: Any, old: Any, last: int,
             generic.Reference(ref.idnum, ref.generation)) == last)
 
     slices: set[Any] = set()
+    heights: set[float] = set()
     per_page = []
     for index, ((_, page), (_, old_page)) in enumerate(zip(new_pages, old_pages,
                                                            strict=True)):
@@ -125,8 +124,11 @@ def _paging_slices(reader: Any, old: Any, last: int,
                 return set(), (f"annotation {item[1]} on page {index + 1} is not the paging "
                                f"seal's slice {index + 1}/{len(new_pages)}: it {problem}")
             slices.add(item)
+            heights.add(slice_height(annot))
             found += 1
         per_page.append(found)
+    if len(heights) > 1:
+        return set(), "the paging seal's slices are cut from seals of different sizes"
     if slices and per_page != [1] * len(per_page):
         where = [str(i + 1) for i, n in enumerate(per_page) if n != 1]
         return set(), ("a paging seal needs exactly one slice on every page; pages "
@@ -216,8 +218,8 @@ def _appended_only(old: Any, new: Any, what: str, check: Any, reader: Any,
     return None
 
 
-def _only_a_seal(reader: Any, base: int,
-                 images: set[tuple[int, int]] | None = None) -> str | None:
+def _only_a_seal(reader: Any, base: int, images: set[tuple[int, int]] | None = None,
+                 *, paging: bool = True) -> str | None:
     """Describe the first change the last revision makes to the draft (revision ``base``)
     beyond adding one seal (and its paging seal, drawing one of ``images``); None if there
     is none."""
@@ -225,9 +227,11 @@ def _only_a_seal(reader: Any, base: int,
     if reader.xrefs.refs_freed_in_revision(last):
         return "objects of the draft were deleted"
     old = reader.get_historical_resolver(base)
-    slices, problem = _paging_slices(reader, old, last, images or set())
-    if problem is not None:
-        return problem
+    slices: set[Any] = set()
+    if paging:  # else no appended annotation can be a slice: each must be a seal's widget
+        slices, problem = _paging_slices(reader, old, last, images or set())
+        if problem is not None:
+            return problem
     old_trailer, new_trailer = old.trailer_view, reader.trailer_view
     for key in ("/Root", "/Info"):
         if key in old_trailer and _plain(old_trailer.raw_get(key)) != _plain(
@@ -235,7 +239,7 @@ def _only_a_seal(reader: Any, base: int,
             return f"the trailer's {key} was replaced"
     root_ref = _plain(new_trailer.raw_get("/Root"))
     annots_arrays = {_plain(page.raw_get("/Annots")) for _, page in page_list(old.root)
-                     if "/Annots" in page}
+                     if "/Annots" in page} if slices else set()
     info_ref = _plain(old_trailer.raw_get("/Info")) if "/Info" in old_trailer else None
     old_root = old.root
     form_ref = _plain(old_root.raw_get("/AcroForm")) if "/AcroForm" in old_root else None

@@ -380,12 +380,12 @@ async def async_seal_pdf(pdf: bytes, *, key: TokenECPrivateKey | TokenRSAPrivate
         raise InvalidInput("PAGE_OUT_OF_RANGE",
                            f"page {options.page} does not exist: the PDF has {pages} page(s)",
                            f"第 {options.page} 页不存在：文件共 {pages} 页", field="page")
+    style = seal_style(image, writer, options)  # the paging seal's refusals come first
     field_name, existing = _resolve_field(writer, options)
     _check_locking(writer, options, new_field=not existing)
     field_spec = None if existing else SigFieldSpec(
         sig_field_name=field_name, on_page=options.page - 1,
         box=place_seal(writer, options.page - 1, options.size_pt, options.position))
-    style = seal_style(image, writer, options)
 
     level = options.level
     tsa = _timestamper(timestamper) if level != "B-B" else None

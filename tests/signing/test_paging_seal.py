@@ -198,11 +198,13 @@ def test_paging_seal_is_one_valid_seal_trusted_by_pdfsig_and_pyhanko_split_over_
     assert done.status_code == 200, done.text
     assert done.json()["receipt"]["pades_level"] == "B-LT"
     sealed = site.sealed(filing)
-    assert _slices(sealed) == [[f"eseal-paging-seal {i}/{pages}"] for i in range(1, pages + 1)]
+    assert _slices(sealed) == [[f"eseal paging seal {i}/{pages}"] for i in range(1, pages + 1)]
+    assert paging_seal.may_carry_slices(sealed)  # the marker is written literally
 
     report = verify_pdf(sealed, trust_roots=[site.root])
     assert report.verdict == "valid", report.to_dict()
     assert len(report.seals) == 1
+    assert "PAGING_SEAL" in {p.code for p in report.seals[0].problems}  # said, as info
     path = site.work / f"sealed-{pages}.pdf"
     path.write_bytes(sealed)
     judged = pdfsig_check(path, site.root, workdir=site.work)
@@ -233,7 +235,28 @@ def test_filing_seal_cli_with_paging_seal_flag_gives_a_receipt(site: Site) -> No
                      stdin=PINS["zhang"] + "\n")
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["receipt"]["filing_id"] == filing
-    assert _slices(site.sealed(filing)) == [[f"eseal-paging-seal {i}/4"] for i in range(1, 5)]
+    assert _slices(site.sealed(filing)) == [[f"eseal paging seal {i}/4"] for i in range(1, 5)]
+
+
+def test_eseal_sign_paging_seal_flag_seals_a_file_with_one_signature(site: Site) -> None:
+    source, out = site.work / "contract.pdf", site.work / "contract-sealed.pdf"
+    source.write_bytes(make_pdf(pages=3).data)
+    done = eseal_cli("sign", str(source), "-o", str(out), "--token", "zhang", "--pin-stdin",
+                     "--paging-seal", "--server", site.url, home=site.home,
+                     stdin=PINS["zhang"] + "\n")
+    assert done.returncode == 0, done.stdout + done.stderr
+    sealed = out.read_bytes()
+    assert _slices(sealed) == [[f"eseal paging seal {i}/3"] for i in range(1, 4)]
+    report = verify_pdf(sealed, trust_roots=[site.root])
+    assert report.verdict == "valid" and len(report.seals) == 1, report.to_dict()
+    one = site.work / "one.pdf"
+    one.write_bytes(make_pdf(pages=1).data)
+    refused = eseal_cli("sign", str(one), "-o", str(site.work / "one-sealed.pdf"), "--token",
+                        "zhang", "--pin-stdin", "--paging-seal", "--server", site.url,
+                        home=site.home, stdin=PINS["zhang"] + "\n")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error PAGING_SEAL_ONE_PAGE [paging_seal]")
+    assert not (site.work / "one-sealed.pdf").exists()
 
 
 def test_one_page_draft_is_refused_with_a_coded_422_and_stays_a_draft(site: Site) -> None:
@@ -244,6 +267,22 @@ def test_one_page_draft_is_refused_with_a_coded_422_and_stays_a_draft(site: Site
     assert refused.json()["field"] == "paging_seal" and refused.json()["message_zh"]
     assert site.http.get(f"/filings/{filing}", headers=site.session("wang")).json()[
         "status"] == "draft"
+
+
+def test_a_certified_document_gets_no_paging_seal_before_the_token_signs(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sitekit import count_token_signatures
+
+    from eseal.errors import Conflict
+
+    with UsbKey.open("zhang", PINS["zhang"]) as usbkey:
+        certified = seal_with_usbkey(make_pdf(pages=2).data, usbkey=usbkey, server=site.url,
+                                     options=SealOptions(level="B-LT", certify=True)).sealed
+    signatures = count_token_signatures(monkeypatch)
+    with pytest.raises(Conflict) as refused:
+        site.token_seal(certified, field_name="second")
+    assert (refused.value.code, refused.value.field) == ("PAGING_SEAL_CERTIFIED", "paging_seal")
+    assert signatures == []
 
 
 def test_token_path_seal_with_paging_is_accepted_by_the_intake(site: Site) -> None:
@@ -375,7 +414,20 @@ def test_a_paging_seal_added_in_a_later_revision_is_not_valid(
     forged = add_slices_later(plain, seal_png)
     report = verify_pdf(forged, trust_roots=[site.root])
     assert report.verdict == "invalid", report.to_dict()
-    assert "MODIFIED_AFTER_SEALING" in {p.code for p in report.all_problems()}
+    assert {"MODIFIED_AFTER_SEALING", "PAGING_SEAL_NOT_A_SEAL"} <= {
+        p.code for p in report.all_problems()}
+
+
+def test_a_paging_seal_drawn_before_a_plain_seal_is_not_valid(
+        site: Site, seal_png: bytes) -> None:
+    """The slices are signed (the seal covers them), but no seal made them: ink that
+    presents itself as a seal without being one."""
+    drawn = add_slices_later(make_pdf(pages=3).data, seal_png)
+    sealed = seal_with_plain_token(site, drawn)
+    report = verify_pdf(sealed, trust_roots=[site.root])
+    assert report.verdict == "invalid", report.to_dict()
+    assert "PAGING_SEAL_NOT_A_SEAL" in {p.code for p in report.all_problems()}
+    assert "PAGING_SEAL" not in {p.code for p in report.seals[0].problems}
 
 
 def seal_with_plain_token(site: Site, pdf: bytes) -> bytes:
@@ -397,4 +449,6 @@ def test_a_slice_removed_or_redrawn_after_sealing_is_not_valid(
                                       b"q 0 0 40 120 re W n 120 0 0 120 0 0 cm /Im0 Do Q")
     report = verify_pdf(tampered, trust_roots=[site.root])
     assert report.verdict == "invalid", report.to_dict()
-    assert "MODIFIED_AFTER_SEALING" in {p.code for p in report.all_problems()}
+    codes = {p.code for p in report.all_problems()}
+    assert "MODIFIED_AFTER_SEALING" in codes
+    assert codes & {"PAGING_SEAL_NOT_A_SEAL", "PAGING_SEAL_INCOMPLETE"}, codes
