@@ -354,6 +354,7 @@ DECLARED: tuple[tuple[str, int, str, str], ...] = (
     ("ACCOUNT_ALREADY_DISABLED", 409, "the account is already disabled", "账户已停用"),
     ("ACCOUNT_IS_YOURS", 409, "you cannot disable your own account", "不能停用自己的账户"),
     ("FILING_TYPE_UNKNOWN", 422, "unknown filing type", "未知的业务类型"),
+    ("FILING_TYPE_REQUIRED", 422, "the business type of the filing was not chosen", "未选择业务类型"),
     ("FILING_TYPE_FORBIDDEN", 403, "your account holds no right for this kind of filing", "您的账户没有办理此类业务的权限"),
     ("RIGHTS_INVALID", 422, "the rights are not valid", "权限设置无效"),
     ("CONTACTS_TOO_FEW", 422, "at least two emergency contacts are required", "至少需要两名应急联系人"),
