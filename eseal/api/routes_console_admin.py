@@ -131,7 +131,9 @@ def audit_page(viewer: ReaderPage, request: Request) -> Response:
     older = None
     if more:
         older = {**{k: v for k, v in filters.items() if v}, "before_id": events[-1]["id"]}
-    return viewer.render("console/audit.html", filters=filters, events=events,
+    # a bad filter is the page again with the error beside its field, answered with its status
+    return viewer.render("console/audit.html", status=error.status if error else 200,
+                         filters=filters, events=events,
                          search_error=error, older=older, searched=any(filters.values()))
 
 

@@ -260,6 +260,8 @@ def test_the_audit_page_pages_back_through_older_events(world: World) -> None:
 def test_the_health_page_shows_crl_ocsp_and_tsa_ok_on_a_healthy_service(world: World) -> None:
     client, _ = browser(world, "auditor")
     with client:
+        for role in ("issuing", "root"):  # relying parties fetch them: the CA publishes
+            assert client.get(f"/crl/{role}.crl").status_code == 200
         page = client.get("/console/health")
     assert page.status_code == 200, page.text
     for part in ("health-crl", "health-ocsp", "health-tsa"):
@@ -276,7 +278,8 @@ def test_the_auditor_sees_audit_and_health_without_any_change_control(world: Wor
             page = client.get(path)
             assert page.status_code == 200, path
             assert data_actions(page.text) == [], path
-            assert "/console/enterprises" not in page.text and "/console/accounts" not in page.text
+            assert 'href="/console/enterprises"' not in page.text, path
+            assert 'href="/console/accounts"' not in page.text, path
         for path in ("/console/enterprises", "/console/accounts",
                      f"/console/enterprises/{USCC_A}"):
             page = client.get(path)
