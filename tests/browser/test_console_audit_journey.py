@@ -62,6 +62,7 @@ def test_the_auditor_verifies_and_searches_then_the_officer_registers_past_a_typ
         actors = page.locator("#events td.actor").all_text_contents()
         assert actors and all("officer:test" in a for a in actors)
         assert page.input_value("#f-actor") == "officer:test"
+        page.screenshot(path=str(tmp_path / "console-audit.png"), full_page=True)
         page.click("#logout")
         page.wait_for_url("**/portal/login")
 
@@ -91,7 +92,8 @@ def test_the_auditor_verifies_and_searches_then_the_officer_registers_past_a_typ
         page.wait_for_selector("#registered:not([hidden])")
         assert page.locator('.field-error[data-field="uscc"]').count() == 0
         row = page.locator(f'#enterprises tr[data-uscc="{good}"]')
-        assert row.locator(".ent-name, td.cjk").first.text_content() == NAME
+        assert row.locator(".ent-name").text_content() == NAME
+        assert row.locator('.cp[data-codepoint="U+20BB7"]').count() == 1
         page.screenshot(path=str(tmp_path / "console-enterprises.png"), full_page=True)
     stored = world.query("SELECT name, legal_rep FROM enterprises WHERE uscc = :u", u=good)
     assert [(r[0].encode("utf-8"), r[1]) for r in stored] == [(NAME.encode("utf-8"), "王六")]

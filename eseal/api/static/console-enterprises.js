@@ -96,7 +96,24 @@
         a.textContent = text;
         td.append(a);
       } else {
-        td.textContent = text;
+        const span = document.createElement("span");
+        if (i === 1) span.className = "ent-name";
+        span.textContent = text;
+        td.append(span);
+        const rare = Array.from(new Set(Array.from(text))).filter((ch) => isRare(ch.codePointAt(0)));
+        if (i === 1 && rare.length) {
+          const small = document.createElement("small");
+          small.className = "codepoints";
+          rare.forEach((ch, k) => {
+            const cp = document.createElement("span");
+            cp.className = "cp";
+            cp.dataset.codepoint = "U+" + ch.codePointAt(0).toString(16).toUpperCase();
+            cp.textContent = `${ch} ${cp.dataset.codepoint}`;
+            if (k) small.append(" · ");
+            small.append(cp);
+          });
+          td.append(document.createElement("br"), small);
+        }
       }
       return td;
     });
@@ -109,7 +126,10 @@
     Object.assign(button.dataset, { action: "deregister", uscc: ent.uscc, name: ent.name });
     action.append(button);
     row.append(...cells, status, action);
+    table.querySelector("td[colspan]")?.closest("tr").remove();
     table.prepend(row);
+    const count = document.querySelector("#list-title .count");
+    if (count) count.textContent = `(${table.querySelectorAll("tr[data-uscc]").length})`;
   }
 
   form.addEventListener("submit", async (event) => {
