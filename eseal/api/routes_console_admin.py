@@ -32,6 +32,7 @@ ReaderPage = Annotated[Viewer, Depends(viewer_for(*CONSOLE_READERS))]
 #: the audit page's filters, named as ``GET /audit/events`` names them
 AUDIT_FILTERS = ("enterprise", "actor", "action", "from", "to")
 AUDIT_PAGE = 50
+ENTERPRISE_PAGE = 100
 #: an officer may issue enrollment codes for these roles (enterprise roles need a USCC)
 CODE_ROLES = (("agent", "经办人", "agent"), ("legal_rep", "法定代表人", "legal representative"),
               ("officer", "管理员", "CA officer"), ("auditor", "审计员", "auditor"))
@@ -61,12 +62,34 @@ def _audit_read(viewer: Viewer, request: Request) -> None:
 # --- enterprises --------------------------------------------------------------------------------
 @router.get("/console/enterprises", include_in_schema=False)
 def enterprises_page(viewer: OfficerPage, request: Request) -> Response:
+    """Newest first, ``ENTERPRISE_PAGE`` at a time (keyset paging by id: ``before_id``)."""
+    from sqlalchemy import func, select
+
+    from eseal.store.models import Enterprise
+
     _audit_read(viewer, request)
+    before_id = _page_key(request.query_params.get("before_id", ""))
+    q = select(Enterprise).order_by(Enterprise.id.desc()).limit(ENTERPRISE_PAGE + 1)
+    if before_id is not None:
+        q = q.where(Enterprise.id < before_id)
+    with viewer.auth.db.read() as s:
+        found = list(s.execute(q).scalars())
+        total = int(s.execute(select(func.count()).select_from(Enterprise)).scalar_one())
     rows = [{"uscc": e.uscc, "name": e.name, "legal_rep": e.legal_rep, "status": e.status,
-             "contact_email": e.contact_email, "created_at": e.created_at,
              "rare": rare_characters(e.name) + rare_characters(e.legal_rep)}
-            for e in reversed(viewer.auth.enterprises())]
-    return viewer.render("console/enterprises.html", enterprises=rows)
+            for e in found[:ENTERPRISE_PAGE]]
+    older = found[ENTERPRISE_PAGE - 1].id if len(found) > ENTERPRISE_PAGE else None
+    return viewer.render("console/enterprises.html", enterprises=rows, total=total,
+                         older=older, paged=before_id is not None)
+
+
+def _page_key(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+        raise InvalidInput("VALUE_OUT_OF_RANGE", "before_id: a whole number from 1",
+                           "before_id 须为正整数", field="before_id")
+    return int(text)
 
 
 @router.get("/console/enterprises/{uscc}", include_in_schema=False)
@@ -93,9 +116,7 @@ def accounts_page(viewer: OfficerPage, request: Request) -> Response:
     accounts = [a.to_dict() for a in list_accounts(auth, all_accounts=True)]
     pending = pending_requests(auth, enterprise_id=None, all_enterprises=True)
     return viewer.render("console/accounts.html", accounts=accounts, pending=pending,
-                         code_roles=CODE_ROLES,
-                         enterprises=[(e.uscc, e.name) for e in auth.enterprises()
-                                      if e.status == "active"])
+                         code_roles=CODE_ROLES)
 
 
 # --- audit ----------------------------------------------------------------------------------------

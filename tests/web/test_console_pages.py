@@ -152,6 +152,19 @@ def test_deregistering_marks_the_enterprise_and_the_page_drops_its_control(world
     assert 'data-status="deregistered"' in row and "data-action" not in row
 
 
+def test_the_enterprise_list_pages_by_registration_and_refuses_a_bad_page_key(
+        world: World) -> None:
+    client, _ = browser(world, "officer")
+    with client:
+        newest = client.get("/console/enterprises").text
+        earlier = client.get("/console/enterprises", params={"before_id": "3"}).text
+        bad = client.get("/console/enterprises", params={"before_id": "x"})
+    listed = re.findall(r'<tr data-uscc="([0-9A-Z]{18})"', newest)
+    assert listed[-2:] == [USCC_B, USCC_A]  # newest first
+    assert re.findall(r'<tr data-uscc="([0-9A-Z]{18})"', earlier) == [USCC_B, USCC_A]
+    assert bad.status_code == 422 and 'data-code="VALUE_OUT_OF_RANGE"' in bad.text
+
+
 # --- accounts ---------------------------------------------------------------------------------
 def lock(world: World, label: str) -> None:
     """Lock the holder's account the real way: five answers their key signed for a relaying
