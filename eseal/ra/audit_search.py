@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from eseal import clock
 from eseal.ca.authority import Authority
-from eseal.errors import EsealError, InvalidInput
+from eseal.errors import EsealError, InvalidInput, NotFound
 from eseal.pki import identity
 from eseal.store.models import AuditEvent, Certificate, TokenRecord
 from eseal.store.models_login import accounts
@@ -111,8 +111,12 @@ def audit_query(*, enterprise: str | None = None, actor: str | None = None,
 
 def enterprise_targets(s: Session, auth: Authority, uscc: str) -> list[str]:
     """What an enterprise's events name as their target: its code, certificates, USB-Keys
-    and accounts (``ENTERPRISE_NOT_REGISTERED`` for an unknown code)."""
-    ent = auth.enterprise_row(s, uscc)
+    and accounts (``ENTERPRISE_NOT_REGISTERED`` 404 naming ``enterprise`` for an unknown
+    code)."""
+    try:
+        ent = auth.enterprise_row(s, uscc)
+    except NotFound as err:  # named as the search's parameter
+        raise NotFound(err.code, err.message, err.message_zh, field="enterprise") from None
     serials = s.execute(select(Certificate.serial)
                         .where(Certificate.enterprise_id == ent.id)).scalars()
     labels = s.execute(select(TokenRecord.label)
