@@ -72,8 +72,8 @@ def audit_query(*, enterprise: str | None = None, actor: str | None = None,
         try:
             code = identity.validate_uscc(enterprise)
         except InvalidInput as err:
-            raise InvalidInput(err.code, err.message, err.message_zh, field="enterprise",
-                               details=err.details) from None
+            err.field = "enterprise"  # the search's parameter, not the registry's "uscc"
+            raise
     prefix = False
     if action:
         prefix = action.endswith((".", "*"))
@@ -115,8 +115,9 @@ def enterprise_targets(s: Session, auth: Authority, uscc: str) -> list[str]:
     code)."""
     try:
         ent = auth.enterprise_row(s, uscc)
-    except NotFound as err:  # named as the search's parameter
-        raise NotFound(err.code, err.message, err.message_zh, field="enterprise") from None
+    except NotFound as err:
+        err.field = "enterprise"  # the search's parameter
+        raise
     serials = s.execute(select(Certificate.serial)
                         .where(Certificate.enterprise_id == ent.id)).scalars()
     labels = s.execute(select(TokenRecord.label)
