@@ -38,10 +38,6 @@ DYNAMIC: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {
     ("eseal/pki/tsa_request.py", "__init__"): ("TSA_ + the failure info (SPECIAL)", None),
     ("eseal/ra/enrollment.py", "withdraw"): ("re-records an error already raised", None),
     ("eseal/cli/cmd_cert.py", "_refusal_lines"): ("prints renewals' refusals again", None),
-    ("eseal/ra/audit_search.py", "audit_query"): ("a USCC refusal renamed to the search's "
-                                                  "field", None),
-    ("eseal/ra/audit_search.py", "enterprise_targets"): ("ENTERPRISE_NOT_REGISTERED renamed "
-                                                         "to the search's field", None),
     ("eseal/signing/draft_check.py", "check_draft"): (
         "a structure finding of revision_spans refuses the draft",
         ("PDF_BROKEN_XREF", "PDF_HYBRID_XREF", "PDF_REVISION_ORDER", "TRAILING_BYTES")),
