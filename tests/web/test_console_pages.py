@@ -68,6 +68,8 @@ def test_the_enterprise_page_offers_the_live_check_and_the_change_controls(world
     with client:
         page = client.get("/console/enterprises")
         script = client.get("/static/console-enterprises.js")
+        english = client.get("/console/enterprises", params={"lang": "en"}).text
+    assert "Register an enterprise" in english and "Unified social credit code" in english
     assert page.status_code == 200, page.text
     html = page.text
     assert 'id="uscc-live"' in html and 'name="uscc"' in html and 'name="name"' in html
