@@ -146,6 +146,7 @@ from eseal.signing.modifications import STRICT_DIFF_POLICY, LaterSignature, revi
 from eseal.signing.report import Changes, Finding, VerificationReport, combine
 from eseal.signing.revocation import LiveStatus, LiveStatusLookup, RevinfoPool, usable_revinfo
 from eseal.signing.seal_checks import SignatureChecks
+from eseal.signing.seal_outline import SealOutliner
 from eseal.signing.sig_check import SigCheck
 from eseal.signing.signer_identity import describe, to_asn1
 from eseal.signing.structure import (
@@ -306,11 +307,14 @@ class _Verifier:
 
         checks: list[SigCheck] = []
         embedded: list[tuple[SigCheck, EmbeddedPdfSignature | None]] = []
+        outliner = SealOutliner(reader.root)
         for name, emb, err in fields:
             kind: Literal["seal", "document_timestamp"] = "seal"
             if emb is not None and emb.sig_object_type == "/DocTimeStamp":
                 kind = "document_timestamp"
             check = SigCheck(field_name=name, kind=kind)
+            if emb is not None:
+                check.widget = outliner.widget(emb.sig_field)
             if err is not None:
                 check.add("MALFORMED_SIGNATURE", f"the signature cannot be read: {err}",
                           "无法读取签名数据")
