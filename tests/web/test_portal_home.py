@@ -130,6 +130,26 @@ def test_the_window_open_a_month_before_expiry_and_what_renewal_gives(world: Wor
     assert "class=\"days soon\"" in block
 
 
+def test_the_annual_report_card_counts_down_to_30_june_china_time(world: World) -> None:
+    today = clock.now().astimezone(CHINA)
+
+    def coming(month: int, day: int) -> int:  # the next such day: the key is still good
+        return today.year if (today.month, today.day) < (month, day) else today.year + 1
+
+    year = coming(6, 20)
+    # 20 June, 16:30 UTC is already 21 June in China: 9 days left, not 10
+    june = world.start("june", now=datetime(year, 6, 20, 16, 30, tzinfo=UTC))
+    page = home(world, "a-agent", url=june.url)
+    card = re.search(r'<section class="card" id="annual-report".*?</section>', page, re.S)
+    assert card and 'data-days-left="9"' in card.group(0)
+    assert f"{year - 1} 年度报告须于 {year}-06-30 前报送，还剩 9 天" in card.group(0)
+    assert "经营异常名录" in card.group(0)
+    july = world.start("july", now=datetime(coming(7, 2), 7, 2, tzinfo=UTC))
+    late = re.search(r'<section class="card" id="annual-report".*?</section>',
+                     home(world, "a-agent", url=july.url), re.S)
+    assert late and "已过，尚未收到" in late.group(0)
+
+
 def test_frozen_then_revoked_seal_are_explained_in_plain_words_by_status_and_reason(
         world: World) -> None:
     seal = certs_of(world, "b-rep")["seal"][1]
