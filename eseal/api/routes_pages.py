@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from eseal.api.bodies import read_upload
@@ -46,7 +46,11 @@ AuthorityDep = Annotated[Authority, Depends(get_authority)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Which = Annotated[Literal["draft", "sealed"], Query(description="the draft or the sealed file")]
-Dpi = Annotated[int, Query(description="pixels per inch, 36 to 150")]
+#: the routes check page and dpi themselves (PAGE_OUT_OF_RANGE, DPI_OUT_OF_RANGE, with the
+#: allowed range in the message); the schema only keeps them within a 32-bit column's range
+INT32 = {"ge": -(2**31), "le": 2**31 - 1}
+Dpi = Annotated[int, Query(description="pixels per inch, 36 to 150", **INT32)]
+PageNumber = Annotated[int, Path(description="page number, from 1", **INT32)]
 
 #: pages of one uploaded PDF shown by POST /verify/pages (page 1 and the sealed ones)
 MAX_VERIFY_PAGES = 10
@@ -109,7 +113,7 @@ def get_pages(filing_id: RowId, auth: AuthorityDep, principal: PrincipalDep,
 @router.get("/filings/{filing_id}/pages/{page}.png", response_class=Response,
             summary="One page of the filing as a PNG",
             responses={200: {"content": {"image/png": {}}}, 304: {"description": "unchanged"}})
-def get_page_png(filing_id: RowId, page: int, request: Request, auth: AuthorityDep,
+def get_page_png(filing_id: RowId, page: PageNumber, request: Request, auth: AuthorityDep,
                  principal: PrincipalDep, which: Which = "draft",
                  dpi: Dpi = DEFAULT_DPI) -> Response:
     sha, load = _document(auth, principal, filing_id, which)

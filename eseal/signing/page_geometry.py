@@ -7,9 +7,11 @@ turned. This module reads that from the page tree the way poppler (the renderer,
 :mod:`eseal.signing.page_images`) does:
 
 * the visible box is the /CropBox clipped to the /MediaBox (both inheritable; a missing
-  /MediaBox is US Letter, poppler's default); a box that is not four numbers is refused;
-* /Rotate (inheritable) is taken modulo 360; a value that is not a multiple of 90 is refused,
-  since viewers disagree on it and a wrong guess would put a seal in the wrong place;
+  /MediaBox is US Letter, poppler's default); a box that is not four numbers, or a crop box
+  that shows less than a point of the media box, is refused;
+* /Rotate (inheritable) is taken modulo 360; a value that is not an integer multiple of 90
+  is refused, since viewers disagree on it and a wrong guess would put a seal in the wrong
+  place;
 * the page tree is walked from the catalog with the attributes passed down (never by
   climbing /Parent, which a hostile file may point anywhere), refusing cycles, more than
   :data:`MAX_PAGES` pages (checked against /Count before walking) and deeper than
@@ -127,11 +129,12 @@ def _box(value: Any, what: str, field: str) -> Box:
 
 
 def _rotate(value: Any, field: str) -> int:
-    try:
-        number = int(value)
-    except Exception as exc:
+    # poppler ignores a /Rotate that is not an integer object (90.0 shows unturned) while
+    # other viewers turn the page: refused, as the seal's place would depend on the viewer
+    if isinstance(value, bool) or not isinstance(value, int):
         raise _refuse("PDF_MALFORMED", "a page's /Rotate is not an integer",
-                      "页面的 /Rotate 不是整数", field) from exc
+                      "页面的 /Rotate 不是整数", field)
+    number = int(value)
     if number % 90:
         raise _refuse("PDF_MALFORMED", f"a page's /Rotate ({number}) is not a multiple of 90",
                       f"页面的 /Rotate（{number}）不是 90 的倍数", field)
@@ -223,8 +226,10 @@ def page_boxes(root: Any, *, field: str = "data",
             crop = _box(attrs["/CropBox"], "/CropBox", field)
             visible = (max(crop[0], media[0]), max(crop[1], media[1]),
                        min(crop[2], media[2]), min(crop[3], media[3]))
-            if visible[2] <= visible[0] or visible[3] <= visible[1]:
-                visible = media  # poppler ignores a crop box outside the media box
+            if visible[2] - visible[0] < 1 or visible[3] - visible[1] < 1:
+                raise _refuse("PDF_MALFORMED",
+                              f"page {index}'s /CropBox shows (almost) none of its /MediaBox",
+                              f"第 {index} 页的 /CropBox 几乎不在 /MediaBox 之内", field)
         w, h = visible[2] - visible[0], visible[3] - visible[1]
         if w <= 0 or h <= 0 or w > MAX_SIDE_PT or h > MAX_SIDE_PT:
             raise _refuse("PDF_MALFORMED",

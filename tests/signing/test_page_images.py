@@ -223,6 +223,10 @@ HOSTILE = {
     f"{MAX_PAGES + 1} real pages under a lying count": (_many_distinct_pages(MAX_PAGES + 1),
                                                          "PDF_TOO_MANY_PAGES"),
     "rotate 45": (one_page(extra="/Rotate 45"), "PDF_MALFORMED"),
+    "rotate 90.0 (poppler ignores it, others turn)": (one_page(extra="/Rotate 90.0"),
+                                                      "PDF_MALFORMED"),
+    "crop box outside the media box": (one_page(extra="/CropBox [700 900 800 1000]"),
+                                       "PDF_MALFORMED"),
     "box of three numbers": (one_page("0 0 595"), "PDF_MALFORMED"),
     "page larger than PDF allows": (one_page("0 0 20000 842"), "PDF_MALFORMED"),
     "no pages": (_claiming_pages(0, 0), "PDF_NO_PAGES"),
@@ -260,6 +264,15 @@ def test_page_too_large_in_pixels_is_refused_before_rendering() -> None:
     assert render_page(one_page("0 0 2000 2000"), 1, 36).width_px == 1000  # smaller is fine
 
 
+def test_an_image_whose_size_differs_from_the_geometry_is_never_served() -> None:
+    portrait = one_page()
+    (page,) = document_pages(portrait)
+    stale = PageBox(index=1, box=(0, 0, 842, 595), media=(0, 0, 842, 595), rotate=0)
+    err = code_of(render_page, portrait, 1, 72, boxes=[stale])
+    assert (err.code, err.status, err.field) == ("PAGE_GEOMETRY_MISMATCH", 422, "page")
+    assert render_page(portrait, 1, 72, boxes=[page]).width_px == 595
+
+
 def test_renderer_past_its_time_is_killed_and_answers_a_coded_timeout(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # a page of 20,000 small filled paths takes poppler well over a millisecond
@@ -271,7 +284,7 @@ def test_renderer_past_its_time_is_killed_and_answers_a_coded_timeout(
 
 def test_a_page_the_renderer_cannot_draw_is_a_coded_failure_not_a_crash(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # the child may write no more than 1 KiB: its PNG is cut short and it fails (SIGXFSZ)
-    monkeypatch.setattr(page_images, "MAX_PNG_BYTES", 1024)
+    # the child may write no more than 1 KiB: its image is cut short and it fails (SIGXFSZ)
+    monkeypatch.setattr(page_images, "MAX_RASTER_BYTES", 1024)
     err = code_of(render_page, make_pdf().data, 1, 150)
     assert (err.code, err.status, err.field) == ("PAGE_RENDER_FAILED", 422, "page")
