@@ -114,9 +114,8 @@ def test_holder_logs_in_reads_home_verifies_and_reports_the_key_lost(
         assert verify(checker, pdfs["sealed"]) == "valid"
         assert "VALID" in checker.text_content("#verdict")
         if os.environ.get("ESEAL_SCREENSHOTS"):
-            checker.locator(".page-view").first.scroll_into_view_if_needed()
             checker.screenshot(path=str(Path(os.environ["ESEAL_SCREENSHOTS"])
-                                        / "portal-verify.png"))
+                                        / "portal-verify.png"), full_page=True)
         report = checker.locator("article.seal-report")
         assert report.count() == 1 and report.get_attribute("data-verdict") == "valid"
         assert NAME_A in report.text_content() and USCC_A in report.text_content()
