@@ -13,7 +13,7 @@ plain words; this module only says which applies.
 Which certificates: those on the holder's own USB-Key(s) (:func:`eseal.ra.self_freeze.
 holder_tokens`) and the enterprise's seal certificates (an agent sees when the seal they
 prepare filings for runs out); the latest of each (a renewed certificate's predecessor is
-left out), and nothing whose grace period ended long ago.
+left out), and nothing whose grace period ended over a year ago.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from eseal.ra.renewal import renewal_terms, renewal_window
 from eseal.ra.self_freeze import holder_tokens
 from eseal.store.models import Certificate, Enterprise, FreezeWindow
 from eseal.store.models_filings import Filing
+
+#: how long after its grace period ended a certificate is still shown (as lapsed)
+LAPSED_SHOWN_DAYS = 365
 
 Phase = Literal["frozen", "revoked", "before_window", "window_open", "grace", "lapsed"]
 
@@ -131,14 +134,15 @@ def certificates_outlook(auth: Authority, *, enterprise_id: int, role: str,
     """The holder's own certificates first (login before seal), then the enterprise's other
     seal certificates; each with its phase and what a renewal would give."""
     now = clock.now()
-    grace = timedelta(days=auth.settings.renewal_grace_days)
+    # a lapsed certificate stays listed for a year after its grace period ("apply anew")
+    horizon = timedelta(days=auth.settings.renewal_grace_days + LAPSED_SHOWN_DAYS)
     c = Certificate
     with auth.db.read() as s:
         labels = holder_tokens(s, enterprise_id=enterprise_id, role=role, holder=holder)
         mine = c.token_label.in_(labels) if labels else c.serial.is_(None)
         rows = s.execute(select(c).where(
             c.enterprise_id == enterprise_id, c.issuer_role == "issuing",
-            c.replaced_by.is_(None), c.not_after >= now - grace,
+            c.replaced_by.is_(None), c.not_after >= now - horizon,
             or_(mine, c.profile == "seal"))).scalars().all()
         windows = {w.serial: w.frozen_at for w in s.execute(select(FreezeWindow).where(
             FreezeWindow.serial.in_([r.serial for r in rows]),

@@ -16,6 +16,7 @@ import html
 import math
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -311,3 +312,68 @@ def test_an_agent_of_b_cannot_name_a_login_of_a_and_freezes_nothing(lost: World)
         forbidden = officer.post("/me/report-lost", json={},
                                  headers={"X-CSRF-Token": officer_csrf})
     assert forbidden.status_code == 403 and forbidden.json()["code"] == "ROLE_FORBIDDEN"
+
+
+def test_the_outlook_follows_the_ra_rules_in_the_grace_period_after_it_and_for_an_old_key(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phases a logged-in holder cannot reach with the key itself (an expired login
+    certificate opens no session), judged by the same function the home page uses."""
+    from eseal.ca.authority import Authority
+    from eseal.ra.outlook import certificates_outlook
+
+    _, serial, _, not_after = certs_of(world, "a-agent")["login"]
+    end = as_utc(not_after)
+    ent = lost_enterprise_id(world, USCC_A)
+    monkeypatch.setenv("ESEAL_HOME", str(world.home))
+    monkeypatch.setenv("SOFTHSM2_CONF", str(world.home / "softhsm2.conf"))
+
+    def outlook(at: datetime) -> Any:
+        monkeypatch.setenv("ESEAL_NOW", at.isoformat())
+        auth = Authority.open(world.settings)
+        try:  # reading only: no audit checkpoint signed at a moved clock
+            found = certificates_outlook(auth, enterprise_id=ent, role="agent", holder="王五")
+        finally:
+            auth.close(checkpoint=False)
+        return next(o for o in found if o.serial == serial)
+
+    grace = outlook(end + timedelta(days=10))
+    assert (grace.phase, grace.days_left) == ("grace", -10)
+    assert grace.next is not None and not grace.next.carried_over  # one year from renewal
+    assert grace.next.not_after is not None
+    assert grace.next.not_after.date() == (end + timedelta(days=10)).replace(
+        year=end.year + 1).date()
+    lapsed = outlook(end + timedelta(days=91))
+    assert lapsed.phase == "lapsed" and lapsed.next is None
+    early = outlook(end - timedelta(days=200))
+    assert early.phase == "before_window" and early.window_opens == end - timedelta(days=90)
+    # a key first certified almost three years ago must be replaced before renewal
+    old = world.query("SELECT key_certified_at FROM certificates WHERE serial = :s", s=serial)
+    with world_sql(world) as run:
+        run("UPDATE certificates SET key_certified_at = :t WHERE serial = :s",
+            t=(end - timedelta(days=3 * 365)).replace(tzinfo=None), s=serial)
+        try:
+            rekey = outlook(end - timedelta(days=30))
+        finally:
+            run("UPDATE certificates SET key_certified_at = :t WHERE serial = :s",
+                t=old[0][0], s=serial)
+    assert rekey.phase == "window_open" and rekey.next is not None
+    assert rekey.next.refusal == "REKEY_REQUIRED" and rekey.next.not_after is None
+
+
+@contextmanager
+def world_sql(world: World) -> Iterator[Any]:
+    """Run statements on the world's database (SQLite file or PostgreSQL)."""
+    from sqlalchemy import create_engine, text
+
+    from eseal.store.db import driver_url
+
+    engine = create_engine(driver_url(world.settings.database))
+
+    def run(sql: str, **params: Any) -> None:
+        with engine.begin() as conn:
+            conn.execute(text(sql), params)
+
+    try:
+        yield run
+    finally:
+        engine.dispose()
