@@ -231,7 +231,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-
 # The report names the whole file's SHA-256; hashlib releases the GIL, so on a multi-core
 # machine that hash runs beside pyHanko's digest of the signed byte range instead of after it
 # (measured on a 50 MB file: 146 ms -> about 100 ms).
