@@ -27,6 +27,10 @@ PIN = "4913-7720"
 SO_PIN = "so-8812-4401"
 MAIL_A = "ops@a.example"
 MAIL_B = "ops@b.example"
+#: routes that end the caller's own session by design (logout; 挂失 freezes the caller's own
+#: key): a walk or a fuzzer holding one session skips them, their own tests cover them
+SESSION_ENDING: frozenset[tuple[str, str]] = frozenset({
+    ("POST", "/auth/logout"), ("POST", "/web/logout"), ("POST", "/me/report-lost")})
 
 
 # --- a shared world: CA home, enterprises, tokens, servers (module scope) -------------------------

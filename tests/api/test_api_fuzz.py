@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.worldkit import ENTERPRISE_HOLDERS, World, build_world
+from tests.worldkit import ENTERPRISE_HOLDERS, SESSION_ENDING, World, build_world
 
 EXAMPLES = 8
 #: operations a session-holding fuzzer must not call: they end the session it fuzzes with
-SKIP_WITH_SESSION = {("POST", "/auth/logout"), ("POST", "/web/logout")}
+SKIP_WITH_SESSION = set(SESSION_ENDING)
 
 
 @pytest.fixture(scope="module")
