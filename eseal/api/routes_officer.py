@@ -185,12 +185,7 @@ class BatchIn(Strict):
 def renew_batch(body: BatchIn, principal: SteppedUp, auth: Auth) -> dict[str, Any]:
     from eseal.ra import renewal
 
-    todo = list(body.serials)
-    if body.expiring_within_days is not None:
-        todo += renewal.expiring(auth, body.expiring_within_days)
-    if not todo and body.expiring_within_days is None:
-        raise InvalidInput("NOTHING_TO_RENEW", "give serials or expiring_within_days",
-                           "请给出序列号或 expiring_within_days", field="serials")
+    todo = renewal.batch_serials(auth, body.serials, body.expiring_within_days)
     return renewal.renew_many(auth, todo, actor=principal.actor).to_dict()
 
 

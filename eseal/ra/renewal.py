@@ -151,6 +151,24 @@ class _LostRace(Exception):
         self.skipped = skipped
 
 
+def renewal_decision(auth: Authority, s: Session,
+                     canonical: str) -> tuple[Any, Any, RenewalTerms | None]:
+    """Whether the certificate would be renewed now: (row, enterprise, terms), or (row, None,
+    None) if it was already renewed; raises the refusal. ``renew_one`` and the batch preview
+    both decide here, so a preview says exactly what a renewal would do."""
+    row = read_certificate(s, canonical)
+    check_enterprise_cert(row)
+    if row.status == "revoked" or not row.replaced_by:
+        check_live(row, "renewed", "续期")
+    if row.replaced_by:
+        return row, None, None
+    ent = check_cert_enterprise(enterprise_of(s, row), row)
+    terms = renewal_terms(not_after=row.not_after, now=clock.now(), settings=auth.settings,
+                          issuer_not_after=auth.certificate("issuing").not_valid_after_utc,
+                          key_certified_at=row.key_certified_at, serial=canonical)
+    return row, ent, terms
+
+
 def renew_one(auth: Authority, serial: str, *, actor: str) -> Renewal | Skipped:
     """Renew one certificate with its own key; ``Skipped`` if it was already renewed.
 
@@ -165,18 +183,7 @@ def renew_one(auth: Authority, serial: str, *, actor: str) -> Renewal | Skipped:
         canonical = normalize_serial(serial)
         details["serial"] = canonical
         with auth.db.read() as s:
-            row = read_certificate(s, canonical)
-            check_enterprise_cert(row)
-            if row.status == "revoked" or not row.replaced_by:
-                check_live(row, "renewed", "续期")
-            if row.replaced_by:
-                return row, None, None
-            ent = check_cert_enterprise(enterprise_of(s, row), row)
-            terms = renewal_terms(not_after=row.not_after, now=clock.now(),
-                                  settings=auth.settings,
-                                  issuer_not_after=auth.certificate("issuing").not_valid_after_utc,
-                                  key_certified_at=row.key_certified_at, serial=canonical)
-        return row, ent, terms
+            return renewal_decision(auth, s, canonical)
 
     row, ent, terms = auth.refusing(vet, actor=actor, action="cert.renew", target=serial,
                                     details=details)
@@ -252,6 +259,61 @@ def renew_many(auth: Authority, serials: Iterable[str], *, actor: str,
         if progress is not None:
             progress()
     return summary
+
+
+def batch_serials(auth: Authority, serials: list[str],
+                  expiring_within_days: int | None) -> list[str]:
+    """What a batch (``POST /officer/renewals`` and its preview) works on: the serials given,
+    then those expiring within the days given; ``NOTHING_TO_RENEW`` if neither is."""
+    todo = list(serials)
+    if expiring_within_days is not None:
+        todo += expiring(auth, expiring_within_days)
+    elif not todo:
+        raise InvalidInput("NOTHING_TO_RENEW", "give serials or expiring_within_days",
+                           "请给出序列号或 expiring_within_days", field="serials")
+    return todo
+
+
+def preview_many(auth: Authority, serials: Iterable[str]) -> dict[str, Any]:
+    """What ``renew_many`` would do with these serials now, changing nothing (no row, no
+    audit event): ``renew`` with the new notAfter, ``skipped`` (already renewed) and
+    ``refused`` with the code and message the renewal would answer. Decided by
+    :func:`renewal_decision`, as ``renew_one`` decides; one read transaction."""
+    renew: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    refused: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    with auth.db.read() as s:
+        for serial in serials:
+            try:
+                key = normalize_serial(serial)
+            except EsealError as err:
+                if serial not in seen:
+                    seen.add(serial)
+                    refused.append(_refusal(serial, err))
+                continue
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                row, _ent, terms = renewal_decision(auth, s, key)
+            except EsealError as err:
+                refused.append(_refusal(key, err))
+                continue
+            if terms is None:
+                skipped.append(Skipped(key, f"already renewed as {row.replaced_by}").to_dict())
+                continue
+            renew.append({"serial": key, "holder": row.holder, "profile": row.profile,
+                          "not_after": row.not_after.isoformat(),
+                          "new_not_after": terms.not_after.isoformat(),
+                          "carried_over": terms.carried_over, "capped": terms.capped})
+    return {"renew": renew, "skipped": skipped, "refused": refused,
+            "counts": {"renew": len(renew), "skipped": len(skipped), "refused": len(refused)}}
+
+
+def _refusal(serial: str, err: EsealError) -> dict[str, Any]:
+    return {"serial": serial, "code": err.code, "message": err.message,
+            "message_zh": err.message_zh}
 
 
 def expiring(auth: Authority, within_days: int) -> list[str]:

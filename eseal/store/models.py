@@ -80,8 +80,8 @@ class Certificate(Base):
     spki_sha256: Mapped[str] = mapped_column(String(64), index=True)
     key_id: Mapped[str] = mapped_column(String(40))  # SKI hex == CKA_ID on the token
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
-    not_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    status: Mapped[str] = mapped_column(String(16), default="good", index=True)  # good|hold|revoked
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="good")  # good|hold|revoked
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     invalidity_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -93,7 +93,17 @@ class Certificate(Base):
     der: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_certificates_enterprise_profile", "enterprise_id", "profile"),)
+    __table_args__ = (
+        Index("ix_certificates_enterprise_profile", "enterprise_id", "profile"),
+        # the console's orders (eseal.ra.certificate_search; migration 0009): each ends in
+        # the serial so keyset pages are stable; (not_after, serial) also serves expiry ranges
+        Index("ix_certificates_created_at_serial", "created_at", "serial"),
+        Index("ix_certificates_not_after_serial", "not_after", "serial"),
+        # a state (status and expiry) counted from the index alone; replaces ix_..._status
+        Index("ix_certificates_status_not_after", "status", "not_after"),
+        # a holder substring is tested on this index, not on the wide rows (DER and all)
+        Index("ix_certificates_holder_serial", "holder", "serial"),
+    )
 
 
 class FreezeWindow(Base):
@@ -164,6 +174,14 @@ class AuditEvent(Base):
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+    # the audit search (routes_audit; migration 0009): an enterprise's events by target,
+    # an action or its prefix in id order, a time range
+    __table_args__ = (
+        Index("ix_audit_events_target", "target"),
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_at", "at"),
+    )
 
 
 class AuditCheckpoint(Base):
