@@ -6,9 +6,10 @@
 * ``POST /filings/{id}/browser-seal/finish`` — the prepared id and the key's signature;
   answers the receipt, exactly as ``POST /filings/{id}/seal`` does;
 * ``GET /login`` and ``GET /seal`` — a minimal login page and sealing page that use the
-  extension's page API (``eseal.status()``, ``eseal.authenticate()``, ``eseal.sign()``); the
-  full portal is another issue. The pages load their script and style from ``/static/``
-  (no inline script, no CDN) under the pages' Content-Security-Policy (:mod:`eseal.api.web.render`).
+  extension's page API (``eseal.status()``, ``eseal.authenticate()``, ``eseal.sign()``) with
+  a bearer session, for integrators to copy; people use the portal (``/portal/``). Their
+  script and style come from ``/static/`` under the pages' Content-Security-Policy
+  (:mod:`eseal.api.web.render`).
 
 A browser login needs no route of its own: the page takes ``POST /auth/challenge``, the
 extension signs it for the origin the *browser* reports, and the page sends the answer to
@@ -18,7 +19,6 @@ made for any other origin (``CHALLENGE_ORIGIN``).
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -27,13 +27,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from eseal.api.deps import Principal, RowId, current_principal, get_authority, get_settings
-from eseal.api.web.render import HEADERS
+from eseal.api.web.render import render
 from eseal.ca.authority import Authority
 from eseal.settings import Settings
 
 router = APIRouter(tags=["browser"])
 
-_PAGES = {"login": "login.html", "seal": "seal.html"}
+_PAGES = {"login": "browser/login.html", "seal": "browser/seal.html"}
 
 
 class PrepareIn(BaseModel):
@@ -93,15 +93,9 @@ async def finish_browser_seal(filing_id: RowId, body: FinishIn, request: Request
 
 
 # -- the two pages ---------------------------------------------------------------------------
-def _asset(name: str) -> bytes:
-    return resources.files("eseal.api").joinpath("pages", name).read_bytes()
-
-
-
-
-def _add_page(path: str, name: str) -> None:
-    async def page() -> Response:
-        return Response(_asset(name), media_type="text/html; charset=utf-8", headers=HEADERS)
+def _add_page(path: str, template: str) -> None:
+    async def page(request: Request) -> Response:
+        return render(request, template)
 
     page.__name__ = f"page_{path}"
     router.add_api_route(f"/{path}", page, methods=["GET"], response_class=Response,
@@ -109,5 +103,5 @@ def _add_page(path: str, name: str) -> None:
                          include_in_schema=False)
 
 
-for _path, _name in _PAGES.items():
-    _add_page(_path, _name)
+for _path, _template in _PAGES.items():
+    _add_page(_path, _template)
