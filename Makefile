@@ -20,7 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_PROGRESS_BAR := off
 PYTEST_ARGS ?=
 
-.PHONY: setup test-setup test demo bench lint docs clean cluster cluster-stop cluster-load cluster-setup
+.PHONY: setup test-setup test demo bench lint docs docs-pictures clean cluster cluster-stop cluster-load cluster-setup
 
 setup: $(APT_STAMP) $(VENV_STAMP)
 
@@ -81,6 +81,10 @@ lint: setup
 # docs/errors.md from the error registry (eseal/error_codes.py); a test fails when it is stale
 docs: setup
 	$(PY) -m eseal.error_docs
+
+# README pictures drawn from real seals (SoftHSM token, pdftoppm): the paging seal (骑缝章)
+docs-pictures: setup
+	ESEAL_ENV=test $(PY) -m bench.paging_picture docs/paging-seal.png
 
 # The deployment shape on one machine: PostgreSQL, the CA token behind `p11-kit server`,
 # three `eseal serve` replicas and HAProxy in front (README "Scale-out"). Foreground;

@@ -88,6 +88,7 @@ class Placement:
     x: float | None = None
     y: float | None = None
     size_pt: float = 120
+    paging: bool = False  # also the 骑缝章 across all pages' right edges
 
 
 def _seal_certificate(auth: Authority, principal: Principal, ent: Enterprise,
@@ -135,7 +136,7 @@ def prepare(auth: Authority, state: Any, principal: Principal, filing_id: int, *
     position = None if placement.x is None or placement.y is None \
         else (placement.x, placement.y)
     options = SealOptions(page=placement.page, position=position, size_pt=placement.size_pt,
-                          level="B-LT")
+                          level="B-LT", paging=placement.paging)
     png = seal_image_for(cert)
 
     def make() -> interrupted.PreparedSeal:

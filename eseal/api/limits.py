@@ -55,6 +55,7 @@ def raw_limits(settings: Settings) -> dict[tuple[str, str], int]:
         ("POST", "/filings"): upload,
         ("POST", "/filings/{filing_id}/seal"): upload,
         ("POST", "/verify"): upload,
+        ("POST", "/verify/pages"): upload,
         ("POST", "/ocsp"): ocsp.MAX_REQUEST_BYTES,
         ("POST", "/tsa"): tsa.MAX_REQUEST_BYTES,
     }

@@ -44,6 +44,7 @@ class PrepareIn(BaseModel):
     x: float | None = Field(default=None, ge=-1e6, le=1e6, description="lower-left x, pt")
     y: float | None = Field(default=None, ge=-1e6, le=1e6, description="lower-left y, pt")
     size_pt: float = Field(default=120, ge=24, le=600)
+    paging_seal: bool = Field(default=False, description="also the 骑缝章 (paging seal)")
 
 
 class FinishIn(BaseModel):
@@ -69,7 +70,7 @@ async def prepare_browser_seal(filing_id: RowId, body: PrepareIn, request: Reque
                             target=str(filing_id))
     state = status_state(request.app, auth)
     placement = browser_seal.Placement(page=body.page, x=body.x, y=body.y,
-                                       size_pt=body.size_pt)
+                                       size_pt=body.size_pt, paging=body.paging_seal)
     return await run_in_threadpool(browser_seal.prepare, auth, state, principal, filing_id,
                                    placement=placement,
                                    certificate_serial=body.certificate_serial)

@@ -159,6 +159,8 @@ def submit(home: str | None, file: Path, label: str, pin: str | None, pin_stdin:
 @click.option("--field", "field_name", default=None, help="seal this (empty) signature field")
 @click.option("--reason", default="同意", show_default=True, help="reason for the seal")
 @click.option("--title", default=None, help="seal title below the star (e.g. 公章)")
+@click.option("--paging-seal", "paging", is_flag=True,
+              help="also the paging seal (骑缝章) across every page's right edge")
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="also keep the sealed PDF here")
 @click.option("--receipt-out", default=None, type=click.Path(dir_okay=False, path_type=Path),
@@ -166,8 +168,8 @@ def submit(home: str | None, file: Path, label: str, pin: str | None, pin_stdin:
 @click.option("--json", "as_json", is_flag=True, help="print the receipt as JSON")
 def seal(home: str | None, filing_id: int, label: str, pin: str | None, pin_stdin: bool,
          server: str | None, level: str, page: int, at: str | None, field_name: str | None,
-         reason: str | None, title: str | None, output: Path | None, receipt_out: Path | None,
-         as_json: bool) -> None:
+         reason: str | None, title: str | None, paging: bool, output: Path | None,
+         receipt_out: Path | None, as_json: bool) -> None:
     """Seal filing ID with your USB-Key (legal representatives) and upload it."""
     from eseal.cli.cmd_seal import write_atomically
     from eseal.cli.cmd_sign import build_options, quiet_pyhanko
@@ -177,7 +179,8 @@ def seal(home: str | None, filing_id: int, label: str, pin: str | None, pin_stdi
 
     quiet_pyhanko()
     options = build_options(page=page, at=at, field_name=field_name, reason=reason,
-                            location=None, level=level, certify=False, size_pt=120)
+                            location=None, level=level, certify=False, size_pt=120,
+                            paging=paging)
     url = _server(home, server)
     secret = read_secret(pin, pin_stdin, "USB-Key PIN")
     with UsbKey.open(label, secret) as usbkey, EsealClient(url) as api:

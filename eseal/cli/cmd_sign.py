@@ -55,8 +55,8 @@ def parse_position(text: str | None) -> tuple[float, float] | None:
 
 
 def build_options(*, page: int, at: str | None, field_name: str | None, reason: str | None,
-                  location: str | None, level: str, certify: bool, size_pt: float
-                  ) -> SealOptions:
+                  location: str | None, level: str, certify: bool, size_pt: float,
+                  paging: bool = False) -> SealOptions:
     from eseal.signing.sign import SealOptions
 
     if at is not None and field_name is not None:
@@ -64,7 +64,7 @@ def build_options(*, page: int, at: str | None, field_name: str | None, reason: 
                            "--at 与 --field 只能指定其一", field="position")
     return SealOptions(page=page, position=parse_position(at), field_name=field_name,
                        size_pt=size_pt, reason=reason, location=location,
-                       level=level, certify=certify)  # type: ignore[arg-type]
+                       level=level, certify=certify, paging=paging)  # type: ignore[arg-type]
 
 
 def read_pdf(path: Path) -> bytes:
@@ -115,6 +115,9 @@ def seal_options(f: Any) -> Any:
         click.option("--size", "size_pt", default=120.0, show_default=True, type=float,
                      help="seal size in points"),
         click.option("--title", default=None, help="seal title below the star (e.g. 合同专用章)"),
+        click.option("--paging-seal", "paging", is_flag=True,
+                     help="also the paging seal (骑缝章): a slice of the seal at every page's "
+                          "right edge, in the same signature"),
         click.option("--server", default=None,
                      help="eseal service for /tsa, CRLs and OCSP (default: the home's base URL)"),
     ]):
@@ -132,14 +135,16 @@ def seal_options(f: Any) -> Any:
 def command(home: str | None, input_pdf: Path, output: Path, label: str, pin: str | None,
             pin_stdin: bool, page: int, at: str | None, field_name: str | None,
             reason: str | None, location: str | None, level: str, certify: bool,
-            size_pt: float, title: str | None, server: str | None, as_json: bool) -> None:
+            size_pt: float, title: str | None, paging: bool, server: str | None,
+            as_json: bool) -> None:
     """Seal IN.pdf with the USB-Key's seal key (PAdES, default B-LT) and write OUT.pdf."""
     from eseal.cli.cmd_seal import write_atomically
     from eseal.token.client import UsbKey
 
     quiet_pyhanko()
     options = build_options(page=page, at=at, field_name=field_name, reason=reason,
-                            location=location, level=level, certify=certify, size_pt=size_pt)
+                            location=location, level=level, certify=certify, size_pt=size_pt,
+                            paging=paging)
     pdf = read_pdf(input_pdf)
     settings = configure_client_tokens(home)
     base = server or settings.base_url

@@ -6,8 +6,9 @@ So a draft is refused up front when no seal on it could later pass the verifier:
 truncated, broken, encrypted, without pages, laid out in a way the verifier rejects (bytes
 after the last ``%%EOF``, hybrid or misplaced cross-reference sections), or with form fields
 that show something else than they hold (:mod:`eseal.signing.draft_forms` says why we refuse
-rather than flatten). Refusing then costs the agent one upload; refusing after sealing
-would cost a seal.
+rather than flatten), or with paging-seal slices (骑缝章) no signature of the draft covers: a
+paging seal is only ever made together with a seal, so unsigned slices are a drawing of one.
+Refusing then costs the agent one upload; refusing after sealing would cost a seal.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from eseal.errors import InvalidInput
 from eseal.signing.draft_forms import check_draft_form
+from eseal.signing.paging_seal import may_carry_slices
 from eseal.signing.structure import StructureError, revision_spans
 
 __all__ = ["DraftInfo", "check_draft", "read_pdf"]
@@ -66,6 +68,30 @@ def read_pdf(data: bytes, field: str) -> Any:
                          "不接受加密的 PDF，请先移除密码", field)
     return reader
 
+
+def _unsigned_paging_slices(reader: Any) -> int | None:
+    """The first page (1-based) with an annotation marked as a paging-seal slice that was
+    added after the draft's last signed revision (or with no signature at all)."""
+    from pyhanko.pdf_utils import generic
+
+    from eseal.signing.page_ink import resolved
+    from eseal.signing.paging_seal import MARKER, page_list
+
+    signed = max((s.signed_revision for s in reader.embedded_signatures), default=-1)
+    for number, (_, page) in enumerate(page_list(reader.root), start=1):
+        for raw in resolved(page, "/Annots") or []:
+            annot = raw.get_object() if isinstance(raw, generic.IndirectObject) else raw
+            name = resolved(annot, "/NM") if isinstance(annot, dict) else None
+            if not (isinstance(name, str) and name.startswith(MARKER)):
+                continue
+            introduced = reader.xrefs.get_introducing_revision(
+                generic.Reference(raw.idnum, raw.generation)) \
+                if isinstance(raw, generic.IndirectObject) else reader.xrefs.total_revisions
+            if introduced > signed:
+                return number
+    return None
+
+
 def check_draft(data: bytes, *, field: str = "file") -> DraftInfo:
     """Refuse a draft the seal flow could not end well with: not a PDF, empty, truncated,
     broken, encrypted, without pages, laid out so the verifier would later reject any seal
@@ -90,10 +116,18 @@ def check_draft(data: bytes, *, field: str = "file") -> DraftInfo:
         raise _pdf_error("PDF_NO_PAGES", "the PDF has no pages", "PDF 没有页面", field)
     try:
         check_draft_form(reader.root, field=field)
+        unsigned = _unsigned_paging_slices(reader) if may_carry_slices(data) else None
     except InvalidInput:
         raise
     except Exception as exc:  # a form tree too broken to walk is not a draft we can vouch for
         raise _pdf_error("PDF_MALFORMED", "the PDF's form cannot be read",
                          "PDF 表单无法读取", field) from exc
+    if unsigned:
+        raise _pdf_error("DRAFT_PAGING_SEAL_UNSIGNED",
+                         f"page {unsigned} carries a paging-seal slice (骑缝章) that no signature "
+                         "covers; upload the draft without it",
+                         f"第 {unsigned} 页带有未被任何签章覆盖的骑缝章切片，"
+                         "请上传不含骑缝章的草稿",
+                         field)
     return DraftInfo(size=len(data), sha256=hashlib.sha256(data).hexdigest(), pages=pages,
                      revisions=len(spans), signatures=signatures)

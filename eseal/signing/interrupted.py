@@ -61,19 +61,6 @@ class PreparedSeal:
     field_name: str
 
 
-def _style(seal_png: bytes):  # type: ignore[no-untyped-def]
-    from pyhanko.pdf_utils import layout
-    from pyhanko.pdf_utils.images import PdfImage
-    from pyhanko.stamp.static import StaticStampStyle
-
-    return StaticStampStyle(
-        background=PdfImage(_sign._load_seal_image(seal_png)), background_opacity=1.0,
-        border_width=0,
-        background_layout=layout.SimpleBoxLayoutRule(
-            x_align=layout.AxisAlignment.ALIGN_MID, y_align=layout.AxisAlignment.ALIGN_MID,
-            margins=layout.Margins.uniform(0)))
-
-
 def _signer(certificate: x509.Certificate, chain: Sequence[x509.Certificate],
             signature: bytes | int) -> ExternalSigner:
     store = SimpleCertificateStore.from_certs([_sign._asn1_cert(c) for c in chain])
@@ -90,7 +77,7 @@ async def prepare_seal(pdf: bytes, *, certificate: x509.Certificate,
         raise InvalidInput("SEAL_LEVEL_INVALID", "a browser seal is made at level B-LT",
                            "浏览器签章的级别为 B-LT", field="level")
     _sign._check_options(options)
-    style = _style(seal_png)
+    image = _sign._load_seal_image(seal_png)
     placeholder = _sign._max_signature_size(certificate.public_key())
     signer = _signer(certificate, chain, placeholder)
     buffer, writer = _sign._open_pdf(pdf)
@@ -99,6 +86,7 @@ async def prepare_seal(pdf: bytes, *, certificate: x509.Certificate,
         raise InvalidInput("PAGE_OUT_OF_RANGE",
                            f"page {options.page} does not exist: the PDF has {pages} page(s)",
                            f"第 {options.page} 页不存在：文件共 {pages} 页", field="page")
+    style = _sign.seal_style(image, writer, options)  # with the paging seal, if asked
     field_name, existing = _sign._resolve_field(writer, options)
     _sign._check_locking(writer, options, new_field=not existing)
     field_spec = None if existing else SigFieldSpec(

@@ -80,6 +80,11 @@ LABELS_ZH: dict[str, str] = {
     "pades_level": "PAdES 级别",
     "ades_indication": "AdES 结论",
     "ades_subindication": "AdES 子结论",
+    "widget": "签章位置",
+    "page": "页码",
+    "rect": "矩形（磅）",
+    "rect_in_box": "相对可见区域的矩形（磅）",
+    "page_rotate": "页面旋转角度",
     "code": "代码",
     "severity": "严重程度",
     "message": "说明",
@@ -206,6 +211,23 @@ class Revocation:
 
 
 @dataclass(frozen=True)
+class Widget:
+    """Where a seal shows: its widget's ``page`` (1-based) and ``rect`` (x0, y0, x1, y1) in
+    PDF user space (points); ``rect_in_box`` is the same rectangle relative to the lower-left
+    corner of the page's visible box (before the page's ``page_rotate`` turns it)."""
+
+    page: int
+    rect: tuple[float, float, float, float]
+    rect_in_box: tuple[float, float, float, float]
+    page_rotate: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"page": self.page, "rect": [_num(v) for v in self.rect],
+                "rect_in_box": [_num(v) for v in self.rect_in_box],
+                "page_rotate": self.page_rotate}
+
+
+@dataclass(frozen=True)
 class SignatureReport:
     """Everything about one signature (an e-seal or a document timestamp)."""
 
@@ -226,6 +248,8 @@ class SignatureReport:
     ades_indication: str
     ades_subindication: str | None
     problems: tuple[Finding, ...] = ()
+    #: where the seal shows on the page; ``None`` for an invisible seal
+    widget: Widget | None = None
 
     @property
     def exit_code(self) -> int:
@@ -251,6 +275,7 @@ class SignatureReport:
             "ades_indication": self.ades_indication,
             "ades_subindication": self.ades_subindication,
             "problems": [p.to_dict() for p in self.problems],
+            "widget": self.widget.to_dict() if self.widget else None,
         }
 
 
@@ -310,6 +335,11 @@ def combine(findings: list[Finding] | tuple[Finding, ...]) -> Verdict:
     if "indeterminate" in severities:
         return "indeterminate"
     return "valid"
+
+
+def _num(value: float) -> float | int:
+    rounded = round(value, 3)
+    return int(rounded) if rounded == int(rounded) else rounded
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -23,6 +23,7 @@ from eseal.signing.report import (
     Revocation,
     SignatureReport,
     SignerIdentity,
+    Widget,
     combine,
 )
 from eseal.signing.structure import finding
@@ -51,6 +52,7 @@ class SigCheck:
     signed_revision: int | None = None
     byterange_token: int | None = None
     ts_revocation_embedded: bool = False
+    widget: Widget | None = None
 
     def add(self, code: str, en: str, zh: str, severity: str = "invalid") -> None:
         self.problems.append(finding(code, en, zh, severity))
@@ -67,4 +69,4 @@ class SigCheck:
             revocation_at_signing=self.rev_signing, revocation_now=self.rev_now,
             pades_level=self.level if verdict != "invalid" else None,
             ades_indication=indication, ades_subindication=sub,
-            problems=tuple(self.problems))
+            problems=tuple(self.problems), widget=self.widget)

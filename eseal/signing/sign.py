@@ -69,6 +69,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from eseal import clock
 from eseal.errors import Conflict, EsealError, InvalidInput
+from eseal.signing.paging_seal import add_paging_seal
 from eseal.signing.seal_placement import place_seal
 from eseal.token import TokenECPrivateKey, TokenRSAPrivateKey
 
@@ -100,6 +101,7 @@ class SealOptions:
     location: str | None = None
     level: Level = "B-LT"
     certify: bool = False                           # DocMDP certification (first seal only)
+    paging: bool = False                            # also the 骑缝章 (signing/paging_seal.py)
 
 
 # -- the token as a pyHanko signer -----------------------------------------------------------
@@ -296,6 +298,24 @@ def _timestamper(timestamper: TimeStamper | str | None) -> TimeStamper | None:
     return timestamper
 
 
+def seal_style(image: Image.Image, writer: IncrementalPdfFileWriter,
+               options: SealOptions) -> StaticStampStyle:
+    """The seal widget's appearance: the seal image, edge to edge. With ``options.paging``
+    the paging seal's slices go into the same revision first, drawing the *same* image
+    XObject (:mod:`eseal.signing.paging_seal`)."""
+    background = PdfImage(image)
+    if options.paging:
+        add_paging_seal(writer, background, options.size_pt)
+    return StaticStampStyle(
+        background=background,
+        background_opacity=1.0,
+        border_width=0,
+        background_layout=layout.SimpleBoxLayoutRule(
+            x_align=layout.AxisAlignment.ALIGN_MID, y_align=layout.AxisAlignment.ALIGN_MID,
+            margins=layout.Margins.uniform(0)),
+    )
+
+
 # -- signing ---------------------------------------------------------------------------------
 def _certificate_error(exc: BaseException) -> EsealError:
     cause: BaseException | None = exc
@@ -360,6 +380,7 @@ async def async_seal_pdf(pdf: bytes, *, key: TokenECPrivateKey | TokenRSAPrivate
         raise InvalidInput("PAGE_OUT_OF_RANGE",
                            f"page {options.page} does not exist: the PDF has {pages} page(s)",
                            f"第 {options.page} 页不存在：文件共 {pages} 页", field="page")
+    style = seal_style(image, writer, options)  # the paging seal's refusals come first
     field_name, existing = _resolve_field(writer, options)
     _check_locking(writer, options, new_field=not existing)
     field_spec = None if existing else SigFieldSpec(
@@ -391,14 +412,6 @@ async def async_seal_pdf(pdf: bytes, *, key: TokenECPrivateKey | TokenRSAPrivate
         dss_settings=DSSContentSettings(
             placement=SigDSSPlacementPreference.TOGETHER_WITH_SIGNATURE, include_vri=False)
         if long_term else DSSContentSettings(),
-    )
-    style = StaticStampStyle(
-        background=PdfImage(image),
-        background_opacity=1.0,
-        border_width=0,
-        background_layout=layout.SimpleBoxLayoutRule(
-            x_align=layout.AxisAlignment.ALIGN_MID, y_align=layout.AxisAlignment.ALIGN_MID,
-            margins=layout.Margins.uniform(0)),
     )
     pdf_signer = PdfSigner(meta, signer, timestamper=tsa, stamp_style=style,
                            new_field_spec=field_spec)

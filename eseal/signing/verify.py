@@ -104,6 +104,9 @@ Decisions a relying party should know (each pinned by a test):
   A later document timestamp from a TSA outside the trust roots is an update nobody trusted
   vouches for: the earlier seal is *indeterminate* (``LATER_TIMESTAMP_UNTRUSTED``), not
   silently "allowed". Each of these is invalid (exit 1) unless marked indeterminate (exit 2).
+* **Paging seals** (骑缝章): every slice on show must be written in a seal's own revision and
+  be exactly that seal's slice for its page, one on every page (``PAGING_SEAL_NOT_A_SEAL``,
+  ``PAGING_SEAL_INCOMPLETE``: :mod:`eseal.signing.paging_seal`); such a seal says so (info).
 * **Certificates in the file** (CMS certificate set, DSS) only help build paths; self-issued
   ones are ignored, trust anchors come from the caller only.
 * **Trailing bytes.** The file must end at the last ``%%EOF`` followed by at most one
@@ -143,9 +146,11 @@ from eseal import clock
 from eseal.errors import InvalidInput
 from eseal.signing.chain_validation import ChainJudge
 from eseal.signing.modifications import STRICT_DIFF_POLICY, LaterSignature, review_after
+from eseal.signing.paging_seal import may_carry_slices, paging_findings
 from eseal.signing.report import Changes, Finding, VerificationReport, combine
 from eseal.signing.revocation import LiveStatus, LiveStatusLookup, RevinfoPool, usable_revinfo
 from eseal.signing.seal_checks import SignatureChecks
+from eseal.signing.seal_outline import SealOutliner
 from eseal.signing.sig_check import SigCheck
 from eseal.signing.signer_identity import describe, to_asn1
 from eseal.signing.structure import (
@@ -306,11 +311,14 @@ class _Verifier:
 
         checks: list[SigCheck] = []
         embedded: list[tuple[SigCheck, EmbeddedPdfSignature | None]] = []
+        outliner = SealOutliner(reader.root)
         for name, emb, err in fields:
             kind: Literal["seal", "document_timestamp"] = "seal"
             if emb is not None and emb.sig_object_type == "/DocTimeStamp":
                 kind = "document_timestamp"
             check = SigCheck(field_name=name, kind=kind)
+            if emb is not None:
+                check.widget = outliner.widget(emb.sig_field)
             if err is not None:
                 check.add("MALFORMED_SIGNATURE", f"the signature cannot be read: {err}",
                           "无法读取签名数据")
@@ -333,6 +341,7 @@ class _Verifier:
 
         self._review_later_revisions(checks)
         self._document_checks(checks, tokens)
+        self._paging_checks(embedded)
         self._assign_lta(checks)
         return self._report(checks, total)
 
@@ -440,6 +449,31 @@ class _Verifier:
                 self.problems.append(finding("PDF_BROKEN_FORM",
                                              f"the signature fields cannot be read: {exc}",
                                              "无法读取签名域"))
+
+    def _paging_checks(self, embedded: list[tuple[SigCheck, EmbeddedPdfSignature | None]]
+                       ) -> None:
+        """Every paging-seal slice on show is part of a seal's own revision
+        (:func:`eseal.signing.paging_seal.paging_findings`); such seals say so (info)."""
+        assert self.reader is not None
+        if not may_carry_slices(self.data):
+            return
+        seals = [(c.signed_revision, emb.sig_field) for c, emb in embedded
+                 if emb is not None and c.kind == "seal" and c.signed_revision is not None]
+        try:
+            found, complete = paging_findings(self.reader, seals)
+        except Exception as exc:  # fail closed: slices we cannot judge are not vouched for
+            self.problems.append(finding(
+                "PAGING_SEAL_NOT_A_SEAL", f"the paging seal cannot be judged: {exc}",
+                "无法判定骑缝章", "indeterminate"))
+            return
+        self.problems.extend(found)
+        for check, _ in embedded:
+            pages = complete.get(check.signed_revision) \
+                if check.signed_revision is not None else None
+            if pages:
+                check.problems.append(finding(
+                    "PAGING_SEAL", f"the seal also carries a paging seal (骑缝章) across all "
+                    f"{pages} pages", f"该签章同时加盖了骑缝章（共 {pages} 页）", "info"))
 
     def _assign_lta(self, checks: list[SigCheck]) -> None:
         doc_ts = [c for c in checks if c.kind == "document_timestamp"
