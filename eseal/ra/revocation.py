@@ -84,7 +84,7 @@ def check_reason(reason: str) -> str:
     return reason
 
 
-def _same_key(s: Session, row: Certificate, now: datetime, *,
+def same_key(s: Session, row: Certificate, now: datetime, *,
               statuses: tuple[str, ...]) -> list[Certificate]:
     """Other unexpired certificates of the same key and profile in the given states.
 
@@ -96,6 +96,15 @@ def _same_key(s: Session, row: Certificate, now: datetime, *,
         Certificate.spki_sha256 == row.spki_sha256, Certificate.profile == row.profile,
         Certificate.serial != row.serial, Certificate.status.in_(statuses),
         Certificate.not_after > now).order_by(Certificate.serial)).scalars())
+
+
+def hold_row(s: Session, row: Certificate, now: datetime) -> None:
+    """Put one good certificate on hold inside the caller's transaction: certificateHold,
+    a new status version, an open freeze window, and its login sessions ended."""
+    row.status, row.revoked_at, row.revocation_reason = "hold", now, HOLD
+    _bump(row)
+    s.add(FreezeWindow(serial=row.serial, frozen_at=now))
+    end_sessions_for_certificate(s, row.serial, reason="certificate_frozen")
 
 
 def freeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
@@ -114,11 +123,8 @@ def freeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
             raise Conflict("CERT_ALREADY_FROZEN", f"certificate {canonical} is already frozen",
                            f"证书 {canonical} 已处于冻结状态", field="serial")
         check_live(row, "frozen", "冻结")
-        for target in (row, *_same_key(s, row, now, statuses=("good",))):
-            target.status, target.revoked_at, target.revocation_reason = "hold", now, HOLD
-            _bump(target)
-            s.add(FreezeWindow(serial=target.serial, frozen_at=now))
-            end_sessions_for_certificate(s, target.serial, reason="certificate_frozen")
+        for target in (row, *same_key(s, row, now, statuses=("good",))):
+            hold_row(s, target, now)
             if target is not row:
                 auth.audit.append(s, actor=actor, action="cert.freeze", target=target.serial,
                                   details={"via": canonical, "why": "same key"})
@@ -139,7 +145,7 @@ def unfreeze(auth: Authority, serial: str, *, actor: str) -> StatusChange:
         if row.status != "hold":
             raise Conflict("CERT_NOT_FROZEN", f"certificate {canonical} is not frozen",
                            f"证书 {canonical} 未被冻结", field="serial")
-        for target in (row, *_same_key(s, row, now, statuses=("hold",))):
+        for target in (row, *same_key(s, row, now, statuses=("hold",))):
             target.status, target.revoked_at, target.revocation_reason = "good", None, None
             _bump(target)
             _close_windows(s, target.serial, now)
@@ -209,7 +215,7 @@ def revoke(auth: Authority, serial: str, *, reason: str, actor: str,
         notify_if_legal_rep(s, enterprise_id=row.enterprise_id, holder=row.holder,
                             event="key_revoked", detail=f"{row.serial} ({reason})",
                             dedupe=row.serial)
-        siblings = _same_key(s, row, now, statuses=("good", "hold"))
+        siblings = same_key(s, row, now, statuses=("good", "hold"))
         for other in siblings:
             revoke_row(s, other, reason, when, now)
             auth.audit.append(s, actor=actor, action="cert.revoke", target=other.serial,
