@@ -42,6 +42,7 @@ JSON_LIMITS: dict[tuple[str, str], int] = {
     ("POST", "/enroll"): 96 * KIB,  # up to four 16 KiB PEM CSRs, JSON-escaped
     ("POST", "/officer/certificates"): 32 * KIB,  # one 16 KiB PEM CSR
     ("POST", "/officer/renewals"): 1024 * KIB,  # up to 10,000 serials
+    ("POST", "/officer/renewals/preview"): 1024 * KIB,  # the same body
     ("POST", "/verify/receipt"): 64 * KIB,  # receipt + RFC 3161 token with its chain
 }
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from eseal import clock
 from eseal.ca.authority import Authority
-from eseal.errors import EsealError, InvalidInput
+from eseal.errors import EsealError, InvalidInput, NotFound
 from eseal.pki import identity
 from eseal.store.models import AuditEvent, Certificate, TokenRecord
 from eseal.store.models_login import accounts
@@ -72,8 +72,8 @@ def audit_query(*, enterprise: str | None = None, actor: str | None = None,
         try:
             code = identity.validate_uscc(enterprise)
         except InvalidInput as err:
-            raise InvalidInput(err.code, err.message, err.message_zh, field="enterprise",
-                               details=err.details) from None
+            err.field = "enterprise"  # the search's parameter, not the registry's "uscc"
+            raise
     prefix = False
     if action:
         prefix = action.endswith((".", "*"))
@@ -111,8 +111,13 @@ def audit_query(*, enterprise: str | None = None, actor: str | None = None,
 
 def enterprise_targets(s: Session, auth: Authority, uscc: str) -> list[str]:
     """What an enterprise's events name as their target: its code, certificates, USB-Keys
-    and accounts (``ENTERPRISE_NOT_REGISTERED`` for an unknown code)."""
-    ent = auth.enterprise_row(s, uscc)
+    and accounts (``ENTERPRISE_NOT_REGISTERED`` 404 naming ``enterprise`` for an unknown
+    code)."""
+    try:
+        ent = auth.enterprise_row(s, uscc)
+    except NotFound as err:
+        err.field = "enterprise"  # the search's parameter
+        raise
     serials = s.execute(select(Certificate.serial)
                         .where(Certificate.enterprise_id == ent.id)).scalars()
     labels = s.execute(select(TokenRecord.label)

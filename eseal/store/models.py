@@ -99,8 +99,9 @@ class Certificate(Base):
         # the serial so keyset pages are stable; (not_after, serial) also serves expiry ranges
         Index("ix_certificates_created_at_serial", "created_at", "serial"),
         Index("ix_certificates_not_after_serial", "not_after", "serial"),
-        # a state (status and expiry) counted from the index alone; replaces ix_..._status
-        Index("ix_certificates_status_not_after", "status", "not_after"),
+        # a state (status and expiry; and profile) counted from the index alone; replaces
+        # the single-column status index
+        Index("ix_certificates_status_not_after", "status", "not_after", "profile"),
         # a holder substring is tested on this index, not on the wide rows (DER and all)
         Index("ix_certificates_holder_serial", "holder", "serial"),
     )

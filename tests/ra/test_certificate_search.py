@@ -5,6 +5,7 @@ row when sort keys tie, the bounded total, and a coded 422 naming each bad param
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,8 +31,8 @@ ENTERPRISES = [("91350100M000100Y43", RARE), ("91350100M000200Y40", LOOKALIKE),
 @pytest.fixture
 def db(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
     if pgkit.wanted():
-        name = "search_" + request.node.name.lower().replace("[", "_").replace("]", "")
-        url = pgkit.server().create("".join(ch for ch in name if ch.isalnum() or ch == "_")[:60])
+        digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+        url = pgkit.server().create(f"search_{digest}")
     else:
         url = f"sqlite:///{tmp_path / 'search.db'}"
     database = open_database(url)
