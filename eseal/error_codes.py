@@ -110,6 +110,7 @@ DECLARED: tuple[tuple[str, int, str, str], ...] = (
     ("NAME_SURROGATE", 422, "the name holds a lone UTF-16 surrogate", "名称含有单独的 UTF-16 代理项"),
     ("NAME_CONTROL_CHARACTER", 422, "the name holds an invisible control or format character", "名称含有不可见的控制或格式字符"),
     ("NAME_NOT_NFC", 422, "the name is not in Unicode NFC form", "名称不是 Unicode NFC 规范形式"),
+    ("NAME_NOT_CHINESE", 422, "an enterprise's registered name must be written in Chinese characters (not pinyin)", "企业登记名称必须使用汉字（不能是拼音）"),
     ("NAME_MISMATCH", 422, "the name differs from the registered name", "信息不一致：名称与登记名称不符"),
     ("HOLDER_MISMATCH", 422, "the holder is not the registered legal representative", "信息不一致：持有人与登记的法定代表人不符"),
     # -- enrollment, tokens issued to holders, enrollment codes, SO PINs ---------------------
@@ -357,6 +358,7 @@ DECLARED: tuple[tuple[str, int, str, str], ...] = (
     ("ACCOUNT_ALREADY_DISABLED", 409, "the account is already disabled", "账户已停用"),
     ("ACCOUNT_IS_YOURS", 409, "you cannot disable your own account", "不能停用自己的账户"),
     ("FILING_TYPE_UNKNOWN", 422, "unknown filing type", "未知的业务类型"),
+    ("FILING_TYPE_REQUIRED", 422, "the business type of the filing was not chosen", "未选择业务类型"),
     ("FILING_TYPE_FORBIDDEN", 403, "your account holds no right for this kind of filing", "您的账户没有办理此类业务的权限"),
     ("RIGHTS_INVALID", 422, "the rights are not valid", "权限设置无效"),
     ("CONTACTS_TOO_FEW", 422, "at least two emergency contacts are required", "至少需要两名应急联系人"),

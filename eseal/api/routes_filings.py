@@ -144,6 +144,9 @@ def create_filing(auth: Authority, principal: Principal, *, title: str,
         if principal.enterprise_id is None:
             raise Forbidden("NO_ENTERPRISE", "this account belongs to no enterprise",
                             "该账户不属于任何企业", field="role")
+        if kind == "":  # the portal's form sends the choice even when none was made
+            raise InvalidInput("FILING_TYPE_REQUIRED", "choose the business type of the filing",
+                               "请选择申报材料的业务类型", field="type")
         rights.check_filing_type(auth, kind)
         rights.check_may_file(auth, account_id=principal.account_id, role=principal.role,
                               filing_type=kind)

@@ -203,6 +203,41 @@ def validate_registered_name(name: str, field: str = "name") -> str:
     return _validate_name(name, field, "the registered name", "登记名称")
 
 
+#: The Han ideograph blocks (unified, extensions A-I, compatibility): a Chinese registered
+#: name holds at least one. Planes 2 and 3 are wholly CJK, including code points newer than
+#: this Python's Unicode tables (so a just-encoded rare character is not refused).
+HAN_RANGES = ((0x3007, 0x3007), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
+              (0x20000, 0x3FFFF))
+
+
+def is_han(ch: str) -> bool:
+    """Whether ``ch`` is a Han ideograph (汉字), by code point."""
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in HAN_RANGES)
+
+
+def validate_chinese_enterprise_name(name: str, field: str = "name") -> str:
+    """An enterprise registered in China: its registered name is written in Chinese
+    characters (企业名称应当使用规范汉字), so it must hold at least one Han ideograph. A name
+    typed in pinyin ("Zhangsan Keji") is the classic 信息不一致 that only surfaces when the
+    certificate or the seal does not match the licence: it is refused at registration, naming
+    the field, instead. Latin letters and digits *inside* a Chinese name (TCL科技集团) are
+    fine; the other rules of :func:`validate_registered_name` apply first."""
+    validate_registered_name(name, field)
+    if any(is_han(ch) for ch in name):
+        return name
+    pinyin = all(ch.isascii() and (ch.isalpha() or ch in " '-·") for ch in name)
+    hint_en = (" — it looks like pinyin: type the registered Chinese characters instead"
+               if pinyin else "")
+    hint_zh = "（看起来是拼音，请填写登记的汉字）" if pinyin else ""
+    raise InvalidInput(
+        "NAME_NOT_CHINESE",
+        f"the registered name {name!r} has no Chinese characters{hint_en}; enter the name "
+        f"exactly as printed on the business licence",
+        f"登记名称 {name!r} 不含汉字{hint_zh}；请按营业执照上的登记名称原样填写",
+        field=field, details={"pinyin": pinyin})
+
+
 def validate_person_name(name: str, field: str = "name") -> str:
     """The same rules as :func:`validate_registered_name` for a person's name (legal
     representative, key holder, officer). Interpuncts (阿沛·阿旺晋美) are ordinary characters."""

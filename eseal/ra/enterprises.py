@@ -22,7 +22,7 @@ def register_enterprise(auth: Authority, *, uscc: str, name: str, legal_rep: str
     details = {"uscc": uscc, "name": name}
 
     def validate() -> tuple[str, str, str]:
-        return (identity.validate_uscc(uscc), identity.validate_registered_name(name),
+        return (identity.validate_uscc(uscc), identity.validate_chinese_enterprise_name(name),
                 identity.validate_person_name(legal_rep, "legal_rep"))
 
     code, reg_name, rep = auth.refusing(validate, actor=actor, action="enterprise.register",

@@ -79,7 +79,7 @@ def rename_enterprise(auth: Authority, uscc: str, new_name: str, *, actor: str,
 
     def validate() -> tuple[str, str, Any]:
         code = identity.validate_uscc(uscc)
-        name = identity.validate_registered_name(new_name, "name")
+        name = identity.validate_chinese_enterprise_name(new_name, "name")
         ent = auth.enterprise(code)
         auth.check_enterprise_active(ent)
         if ent.name == name:

@@ -17,6 +17,7 @@ from eseal.pki.identity import (
     organization_identifier,
     uscc_of_name,
     uscc_of_organization_identifier,
+    validate_chinese_enterprise_name,
     validate_person_name,
     validate_registered_name,
     validate_uscc,
@@ -287,3 +288,33 @@ def test_extra_missing_and_whitespace_differences() -> None:
     assert "extra characters" in (name_mismatch("小米科技", "小米科技公司") or "")
     assert "missing characters" in (name_mismatch("小米科技公司", "小米科技") or "")
     assert "whitespace" in (name_mismatch("Acme Co", "Acme  Co") or "")
+
+
+# --- a Chinese enterprise's registered name is written in Chinese characters -------------------
+@pytest.mark.parametrize("name", ["Zhangsan Keji", "Zhangsan Keji Youxian Gongsi",
+                                  "Xi'an Huawei", "zhang-san"])
+def test_a_registered_name_typed_in_pinyin_is_refused_naming_the_field(name: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        validate_chinese_enterprise_name(name)
+    err = exc.value
+    assert (err.code, err.field, err.details["pinyin"]) == ("NAME_NOT_CHINESE", "name", True)
+    assert "pinyin" in err.message and "拼音" in err.message_zh
+
+
+@pytest.mark.parametrize("name", ["12345", "ACME (Beijing) Co., Ltd."])
+def test_a_registered_name_without_any_han_character_is_refused(name: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        validate_chinese_enterprise_name(name, "registered_name")
+    assert (exc.value.code, exc.value.field) == ("NAME_NOT_CHINESE", "registered_name")
+
+
+@pytest.mark.parametrize("name", [YOSHINOYA, "TCL科技集团股份有限公司", "\U00031350有限公司",
+                                  "北京\ufa0e有限公司"])
+def test_chinese_names_with_latin_letters_or_rare_characters_pass_unchanged(name: str) -> None:
+    assert validate_chinese_enterprise_name(name) is name
+
+
+def test_the_general_name_rules_come_before_the_chinese_rule() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        validate_chinese_enterprise_name(" Zhangsan")
+    assert exc.value.code == "NAME_WHITESPACE"
