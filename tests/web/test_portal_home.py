@@ -249,7 +249,7 @@ def test_an_agent_freezes_exactly_their_own_key_and_is_logged_out(lost: World) -
 
     audited = lost.query("SELECT actor, action, outcome, target, details FROM audit_events "
                          "WHERE action IN ('cert.report_lost', 'cert.freeze') ORDER BY id")
-    ok = [r for r in audited if r[2] == "ok"]
+    ok = [r for r in audited if r[2] == "ok" and (r[3] == serial or "王五" in r[3])]
     assert [(r[1], r[3]) for r in ok] == [("cert.freeze", serial),
                                           ("cert.report_lost",
                                            f"holder:{lost_enterprise_id(lost, USCC_A)}:agent:王五")]
@@ -259,7 +259,7 @@ def test_an_agent_freezes_exactly_their_own_key_and_is_logged_out(lost: World) -
                          "AND unfrozen_at IS NULL", s=serial)
     assert windows[0][0] == 1
     mails = lost.query("SELECT recipient, subject FROM outbox WHERE kind = 'key_reported_lost'")
-    assert mails and mails[0][0] == "ops@a.example" and "王五" in mails[0][1]
+    assert ("ops@a.example", True) in [(m[0], "王五" in m[1]) for m in mails]
 
 
 def lost_enterprise_id(world: World, uscc: str) -> int:
@@ -292,8 +292,11 @@ def test_a_legal_rep_freezes_the_login_and_the_seal_on_their_key_and_the_ra_says
 
 
 def test_an_agent_of_b_cannot_name_a_login_of_a_and_freezes_nothing(lost: World) -> None:
+    with lost.login("a-clerk"):  # a login of enterprise A (whatever ran before)
+        pass
     a_login = lost.query("SELECT max(id) FROM login_attempts WHERE account_id IS NOT NULL "
                          "AND enterprise_id = :e", e=lost_enterprise_id(lost, USCC_A))[0][0]
+    assert a_login is not None
     before = statuses(lost, "a-clerk", "a-rep", "b-agent")
     client, csrf = browser(lost, "b-agent")
     with client:
