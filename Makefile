@@ -12,12 +12,15 @@ CLUSTER_APT_PACKAGES := haproxy
 CLUSTER_DIR ?= var/cluster
 APT_STAMP := $(VENV)/.apt-ok
 VENV_STAMP := $(VENV)/.installed
+# axe-core (npm, pinned in package-lock.json) for the accessibility test; npm ci, never npm install
+AXE_DIR := tests/browser/axe
+AXE_STAMP := $(AXE_DIR)/node_modules/.installed
 export DEBIAN_FRONTEND := noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_PROGRESS_BAR := off
 PYTEST_ARGS ?=
 
-.PHONY: setup test demo bench lint docs docs-pictures clean cluster cluster-stop cluster-load cluster-setup
+.PHONY: setup test-setup test demo bench lint docs docs-pictures clean cluster cluster-stop cluster-load cluster-setup
 
 setup: $(APT_STAMP) $(VENV_STAMP)
 
@@ -42,9 +45,24 @@ $(VENV_STAMP): pyproject.toml
 	@$(PY) -m pip install -q -e '.[test]' </dev/null
 	@touch $@
 
+# Node and npm come from Debian (`nodejs npm`) unless some npm is already there (an image's
+# own Node.js package ships npm and conflicts with Debian's); axe-core is installed exactly as
+# the lock file says into tests/browser/axe/node_modules, re-done when the lock file changes.
+$(AXE_STAMP): $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json $(APT_STAMP)
+	@if ! command -v npm >/dev/null; then \
+	  echo "eseal: installing Debian packages: nodejs npm"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm </dev/null >/dev/null; \
+	fi
+	@cd $(AXE_DIR) && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error </dev/null
+	@touch $@
+
+test-setup: setup $(AXE_STAMP)
+
 # The suite runs twice: on SQLite (the embedded default), then on PostgreSQL (a throwaway
 # server each pytest worker starts and removes itself: tests/pgkit.py).
-test: setup
+test: test-setup
 	@$(PY) -m ruff check eseal tests bench deploy
 	@$(VENV)/bin/lint-imports
 	ESEAL_ENV=test $(PY) -m pytest -n 2 $(PYTEST_ARGS)

@@ -3,8 +3,15 @@
 Every step runs the real ``eseal`` command in its own process, exactly as a newcomer would
 type it, against a real ``eseal serve`` on a free loopback port, with SoftHSM tokens and a
 SQLite database under ``./var/demo`` (whatever ``ESEAL_HOME`` says). The clock moves with
-``ESEAL_NOW`` (``ESEAL_ENV=demo``), never by sleeping. Rerunning starts clean; nothing waits
-for input. ``--quiet`` prints only failures and the last line: the test suite runs it so.
+``ESEAL_NOW`` (``ESEAL_ENV=demo``), never by sleeping. Rerunning starts clean; the story
+itself waits for no input. ``--quiet`` prints only failures and the last lines: the test suite
+runs it so.
+
+It ends with the service up again and the portal's and the console's addresses printed (with
+the two commands that give a browser the USB-Keys): when standard input is a terminal the
+service keeps running until Ctrl-C, so a person can open the pages; otherwise (CI, a pipe,
+``</dev/null``) it stops at once. ``--serve`` does only that last part, on the home a previous
+run left.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +60,7 @@ class Demo:
         self.server: subprocess.Popen[bytes] | None = None
         self.step_no = 0
         self.started = time.monotonic()
+        self.officer_pin: str | None = None
 
     # -- narration --------------------------------------------------------------------------
     def say(self, text: str = "") -> None:
@@ -137,7 +147,11 @@ class Demo:
 
     def story(self) -> None:
         self.step("CA 初始化", "the officer creates the CA: root and issuing CA keys on a token")
-        self.eseal("init", "--home", str(self.home), "--base-url", self.url)
+        init = self.eseal("init", "--home", str(self.home), "--base-url", self.url)
+        lines = init.stdout.splitlines()
+        for at, line in enumerate(lines[:-1]):
+            if line.startswith("PIN of the first officer's USB-Key"):
+                self.officer_pin = lines[at + 1].strip()
         self.eseal("ca", "export", str(self.out))
 
         self.step("企业登记", "an enterprise with a rare character (𠮷) in its registered name")
@@ -200,6 +214,8 @@ class Demo:
                  "the certificate was good when it was sealed):")
         self.eseal("verify", str(sealed), "--trust", str(self.out / "root.pem"))
 
+        (self.root / "demo-clock").write_text(self.now.isoformat() + "\n", encoding="utf-8")
+
         self.step("输出", "files left for you")
         self.eseal("seal", "image", "--enterprise", USCC, "--title", "公章", "-o",
                    str(self.out / "seal.png"))
@@ -208,6 +224,59 @@ class Demo:
         self.stop()
         for path in sorted(self.out.iterdir()):
             self.say(f"  {path}")
+
+    # -- the pages ---------------------------------------------------------------------------
+    def hold(self, *, interactive: bool) -> None:
+        """Serve the demo home again and print where its pages are; keep serving until Ctrl-C
+        when ``interactive`` (standard input is a terminal), else stop at once."""
+        clock_file = self.root / "demo-clock"
+        if not clock_file.is_file():
+            raise DemoFailed(f"no demo in {self.root}: run `make demo` first")
+        self.now = datetime.fromisoformat(clock_file.read_text(encoding="utf-8").strip())
+        self.url = self.base_url()
+        self.port = int(self.url.rsplit(":", 1)[1].rstrip("/"))
+        self.serve()
+        profile = self.root / "chromium"
+        extension = Path(__file__).resolve().parent.parent / "browser" / "extension"
+        conf = self.home / "softhsm2.conf"
+        python = shlex.quote(sys.executable)
+        print("\nThe portal and the console (网上办事大厅 / 管理控制台):", flush=True)
+        print(f"  portal:  {self.url}/portal/login", flush=True)
+        print(f"  console: {self.url}/console/", flush=True)
+        print("Log in with a demo USB-Key: set up a browser profile once, then open it:")
+        print(f"  SOFTHSM2_CONF={shlex.quote(str(conf))} {python} -m eseal browser install "
+              f"--browser chromium --dir {shlex.quote(str(profile / 'NativeMessagingHosts'))}")
+        print(f"  chromium --user-data-dir={shlex.quote(str(profile))} "
+              f"--load-extension={shlex.quote(str(extension))} {self.url}/portal/login")
+        officer = f"PIN {self.officer_pin}" if self.officer_pin else "PIN printed by `eseal init`"
+        print(f"  USB-Keys: {REP_KEY} (legal representative, PIN {REP_PIN}), {AGENT_KEY} "
+              f"(agent, PIN {AGENT_PIN}), eseal-officer (officer, {officer})")
+        print(f"  the service's clock stays at the demo's {self.now:%Y-%m-%d} (ESEAL_NOW)")
+        if not interactive:
+            print("standard input is not a terminal: the service stops now "
+                  f"(`{python} -m eseal.demo --serve --dir {shlex.quote(str(self.root))}` "
+                  "serves it again)", flush=True)
+            self.stop()
+            return
+        print("serving until Ctrl-C ...", flush=True)
+        try:
+            assert self.server is not None
+            code = self.server.wait()
+            raise DemoFailed(f"eseal serve exited by itself ({code})")
+        except KeyboardInterrupt:
+            print("\nCtrl-C: stopping the service", flush=True)
+        finally:
+            self.stop()
+
+    def base_url(self) -> str:
+        """The base URL the demo home was created with (its port is the one to serve on)."""
+        import tomllib
+
+        config = tomllib.loads((self.home / "eseal.toml").read_text(encoding="utf-8"))
+        url = config.get("base_url") or config.get("service", {}).get("base_url")
+        if not url:
+            raise DemoFailed(f"no base_url in {self.home / 'eseal.toml'}")
+        return str(url).rstrip("/")
 
     def ocsp(self, cert_pem: Path) -> None:
         """Ask the service's OCSP responder with openssl, an independent client."""
@@ -275,16 +344,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default="var/demo", help="where the demo lives (default "
                         "./var/demo, whatever ESEAL_HOME says)")
     parser.add_argument("--quiet", action="store_true", help="print only the result")
+    parser.add_argument("--serve", action="store_true", help="skip the story: serve the demo "
+                        "a previous run left and print the pages' addresses")
     args = parser.parse_args(argv)
     demo = Demo(Path(args.dir), quiet=args.quiet)
+    # Ctrl-C reaches the whole foreground process group; the service is stopped by us, once
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        demo.run()
+        if not args.serve:
+            demo.run()
+            elapsed = time.monotonic() - demo.started
+            print(f"demo finished in {elapsed:.0f} s; files in {demo.out} "
+                  f"(root.pem, annual-report-sealed.pdf, its first page as PNG, seal.png)",
+                  flush=True)
+        demo.hold(interactive=sys.stdin.isatty())
     except DemoFailed as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)
         return 1
-    elapsed = time.monotonic() - demo.started
-    print(f"demo finished in {elapsed:.0f} s; files in {demo.out} "
-          f"(root.pem, annual-report-sealed.pdf, its first page as PNG, seal.png)")
+    except KeyboardInterrupt:
+        print("demo interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

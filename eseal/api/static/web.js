@@ -134,3 +134,22 @@ document.getElementById("logout")?.addEventListener("click", async () => {
     location.assign("/portal/login");
   }
 });
+
+// A table wider than a phone scrolls sideways inside its .table-wrap; a scrollable region must
+// be reachable from the keyboard (WCAG 2.1.1, axe "scrollable-region-focusable"), so each one
+// is focusable and named after its table (caption, aria-label, or the heading before it).
+Web.scrollRegions = (scope = document) => {
+  scope.querySelectorAll(".table-wrap:not([tabindex])").forEach((wrap) => {
+    wrap.tabIndex = 0;
+    wrap.setAttribute("role", "region");
+    if (wrap.hasAttribute("aria-label") || wrap.hasAttribute("aria-labelledby")) return;
+    const table = wrap.querySelector("table");
+    let heading = wrap.previousElementSibling;
+    while (heading && !/^H[1-6]$/.test(heading.tagName)) heading = heading.previousElementSibling;
+    const name = table?.caption?.textContent.trim() || table?.getAttribute("aria-label")
+      || heading?.textContent.trim() || Web.tr("表格", "Table");
+    wrap.setAttribute("aria-label", name);
+  });
+};
+Web.scrollRegions();
+new MutationObserver(() => Web.scrollRegions()).observe(document.body, { childList: true, subtree: true });
