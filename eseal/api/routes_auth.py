@@ -32,7 +32,7 @@ class VerifyIn(BaseModel):
     signature: str = Field(max_length=2048, description="signature, base64")
 
 
-def _rate_limited(err: Any) -> JSONResponse:
+def rate_limited(err: Any) -> JSONResponse:
     return JSONResponse(status_code=err.status, content=err.to_dict(),
                         headers={"Retry-After": str(err.retry_after)})
 
@@ -57,24 +57,32 @@ async def challenge(request: Request) -> Any:
         return _json((await issue_challenge_async(auth, address=client_address(request)))
                      .to_dict())
     except LoginRateLimited as err:
-        return _rate_limited(err)
+        return rate_limited(err)
 
 
-@router.post("/verify", summary="Answer a challenge with a USB-Key signature; opens a session")
-async def verify(body: VerifyIn, request: Request) -> Any:
+async def verified_login(body: VerifyIn, request: Request) -> Any:
+    """The login a USB-Key answer opens (``LoginResult``), by the same checks for the CLI's
+    bearer session and a page's cookie session (``POST /web/login``); raises
+    ``LoginRateLimited`` (answer it with :func:`rate_limited`)."""
     from eseal.auth.challenges import LoginAnswer
     from eseal.auth.login import verify_login_async
-    from eseal.auth.refusals import LoginRateLimited
 
     auth: Authority = request.app.state.authority
     answer = LoginAnswer(nonce=body.nonce, origin=body.origin, purpose=body.purpose,
                          issued_at=body.issued_at, certificate=body.certificate,
                          signature=body.signature)
+    return await verify_login_async(auth, answer, address=client_address(request),
+                                    user_agent=user_agent(request))
+
+
+@router.post("/verify", summary="Answer a challenge with a USB-Key signature; opens a session")
+async def verify(body: VerifyIn, request: Request) -> Any:
+    from eseal.auth.refusals import LoginRateLimited
+
     try:
-        result = await verify_login_async(auth, answer, address=client_address(request),
-                                          user_agent=user_agent(request))
+        result = await verified_login(body, request)
     except LoginRateLimited as err:
-        return _rate_limited(err)
+        return rate_limited(err)
     return _json(result.to_dict())
 
 

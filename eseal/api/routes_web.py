@@ -21,7 +21,7 @@ from pydantic import Field
 
 from eseal import clock
 from eseal.api.deps import Principal, current_principal
-from eseal.api.routes_auth import VerifyIn
+from eseal.api.routes_auth import VerifyIn, rate_limited, verified_login
 from eseal.api.web.render import HEADERS, render
 from eseal.api.web.session_cookie import (
     SESSION_COOKIE,
@@ -61,10 +61,7 @@ def safe_next(next_path: str | None, role: str) -> str:
 async def web_login(body: WebLoginIn, request: Request) -> Any:
     from starlette.concurrency import run_in_threadpool
 
-    from eseal.api.deps import client_address, user_agent
-    from eseal.api.routes_auth import _rate_limited
-    from eseal.auth.challenges import LoginAnswer, sha256_hex
-    from eseal.auth.login import verify_login_async
+    from eseal.auth.challenges import sha256_hex
     from eseal.auth.refusals import LoginRateLimited
     from eseal.auth.sessions import logout, resolve_session, session_id_of
 
@@ -75,14 +72,10 @@ async def web_login(body: WebLoginIn, request: Request) -> Any:
     before = None
     if body.step_up:
         before = await run_in_threadpool(resolve_session, auth, previous)
-    answer = LoginAnswer(nonce=body.nonce, origin=body.origin, purpose=body.purpose,
-                         issued_at=body.issued_at, certificate=body.certificate,
-                         signature=body.signature)
     try:
-        result = await verify_login_async(auth, answer, address=client_address(request),
-                                          user_agent=user_agent(request))
+        result = await verified_login(body, request)
     except LoginRateLimited as err:
-        return _rate_limited(err)
+        return rate_limited(err)
     account_id = int(result.account["id"])
     role = str(result.account["role"])
     actor = f"{role}:{result.account['name']}#{account_id}"

@@ -103,3 +103,23 @@ def test_every_page_route_answers_each_role_as_declared_and_nobody_is_sent_to_lo
         for client in clients.values():
             client.close()
     assert not problems, "\n".join(problems)
+
+
+def test_every_stylesheet_closes_every_block_it_opens() -> None:
+    """A rule block left open swallows every rule after it — the browser drops them silently
+    (a merge once lost two closing braces and the verify page's seal outlines fell off the
+    page image); count the braces outside comments and strings."""
+    import re
+    from importlib import resources
+
+    static = resources.files("eseal.api").joinpath("static")
+    for item in static.iterdir():
+        if not item.name.endswith(".css"):
+            continue
+        text = re.sub(r"/\*.*?\*/", "", item.read_text(encoding="utf-8"), flags=re.S)
+        text = re.sub(r'"[^"\n]*"|\'[^\'\n]*\'', '""', text)
+        depth = 0
+        for number, line in enumerate(text.split("\n"), 1):
+            depth += line.count("{") - line.count("}")
+            assert depth >= 0, f"{item.name}:{number}: a closing brace too many"
+        assert depth == 0, f"{item.name}: {depth} block(s) never closed"
