@@ -128,13 +128,15 @@ def require_step_up(principal: Principal) -> None:
     age = clock.now() - principal.authenticated_at
     if age <= STEP_UP_WINDOW:
         return
+    minutes = int(age.total_seconds() // 60)
     raise Forbidden("STEP_UP_REQUIRED",
                     "this action needs a USB-Key re-authentication within the last 5 minutes "
-                    f"(last one {int(age.total_seconds() // 60)} minutes ago)",
+                    f"(last one {minutes} minutes ago)",
                     "此操作需要在 5 分钟内重新使用 USB-Key 验证身份"
-                    f"（上次验证在 {int(age.total_seconds() // 60)} 分钟前）",
-                    field="session", details={"window_seconds": int(STEP_UP_WINDOW.total_seconds()),
-                                              "age_seconds": int(age.total_seconds())})
+                    f"（上次验证在 {minutes} 分钟前）",
+                    field="session",
+                    details={"window_seconds": int(STEP_UP_WINDOW.total_seconds()),
+                             "age_seconds": int(age.total_seconds())})
 
 
 def require_roles(*roles: str) -> Callable[..., Principal]:
