@@ -149,3 +149,14 @@ def test_revoke_without_a_fresh_usb_key_proof_is_refused_and_audited_then_step_u
                         headers={"X-CSRF-Token": new_csrf})
         assert bad.status_code == 422 and bad.json()["field"] == "reason", bad.text
         assert client.get("/auth/me").status_code == 401
+
+
+def test_the_language_switch_keeps_the_pages_query(world: World) -> None:
+    client, _ = browser(world, "officer")
+    with client:
+        page = client.get("/console/certificates", params={"holder": "王五", "status": "good"})
+        assert page.status_code == 200
+        assert 'href="/console/certificates?holder=%E7%8E%8B%E4%BA%94&amp;status=good&amp;lang=en"' in page.text
+        english = client.get("/console/certificates",
+                             params={"holder": "王五", "status": "good", "lang": "en"})
+        assert "lang=zh" in english.text and "holder=%E7%8E%8B%E4%BA%94" in english.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import jinja2
 from fastapi import Request
@@ -72,11 +73,17 @@ def render(request: Request, template: str, *, viewer: Viewer | None = None,
         return en if lang == "en" else zh
 
     principal = viewer.principal if viewer is not None else None
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+
+    def lang_url(code: str) -> str:
+        """This page in another language, its query (a search's filters) kept."""
+        return f"{request.url.path}?{urlencode([*kept, ('lang', code)])}"
+
     body = environment().get_template(template).render(
         request=request, lang=lang, tr=tr, viewer=viewer, principal=principal,
         csrf_token=viewer.csrf_token if viewer is not None else "",
         nav=NAV.get(principal.role, ()) if principal is not None else (),
-        role_names=ROLE_NAMES, path=request.url.path, **context)
+        role_names=ROLE_NAMES, path=request.url.path, lang_url=lang_url, **context)
     response = HTMLResponse(body, status_code=status, headers=HEADERS)
     if request.query_params.get("lang") in LANGS:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/",
